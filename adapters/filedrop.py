@@ -1,0 +1,90 @@
+"""File drop: writes each delivery into a directory that the Fachverfahren imports from.
+
+Per delivery it writes ``<delivery_id>.xml``, ``<delivery_id>.json`` (metadata) and the
+attachments under ``<delivery_id>.attachments/``. Every file goes to a temp name first and
+is renamed into place after fsync, so the importer never sees half a file; the metadata
+file is written last and marks the delivery complete. Names come from the stable delivery
+id, so a redelivery overwrites the same files instead of creating a second case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import IO
+
+from gateway.sdk import Adapter, AdapterSettings, Delivery, PermanentDeliveryError, Receipt
+
+
+class FileDropSettings(AdapterSettings):
+    directory: Path
+    fsync: bool = True
+
+
+class FileDropAdapter(Adapter[FileDropSettings]):
+    settings_model = FileDropSettings
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        return await asyncio.to_thread(self._write, delivery)
+
+    def _write(self, delivery: Delivery) -> Receipt:
+        directory = self.settings.directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PermanentDeliveryError(f"cannot create {directory}: {exc}") from exc
+        stem = delivery.delivery_id
+        if delivery.attachments:
+            att_dir = directory / f"{stem}.attachments"
+            att_dir.mkdir(exist_ok=True)
+            for att in delivery.attachments:
+                with att.open() as src:
+                    self._atomic(att_dir / _safe_name(att.name), lambda f, s=src: _copy(s, f))
+        self._atomic(directory / f"{stem}.xml", lambda f: f.write(delivery.xml))
+        meta = {
+            "delivery_id": delivery.delivery_id,
+            "submission_id": delivery.submission_id,
+            "message_uuid": delivery.message_uuid,
+            "message_type": delivery.message_type,
+            "municipality": delivery.municipality,
+            "sender": delivery.sender,
+            "payload": dict(delivery.payload) if delivery.payload is not None else None,
+            "attachments": [
+                {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
+                for a in delivery.attachments
+            ],
+        }
+        body = json.dumps(meta, ensure_ascii=False, indent=2).encode()
+        self._atomic(directory / f"{stem}.json", lambda f: f.write(body))
+        if self.settings.fsync:
+            _fsync_dir(directory)
+        return Receipt(reference=f"{stem}.xml", message=f"written to {directory}")
+
+    def _atomic(self, target: Path, write: object) -> None:
+        tmp = target.with_name(f".{target.name}.tmp")
+        with tmp.open("wb") as fh:
+            write(fh)  # type: ignore[operator]
+            if self.settings.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+
+
+def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
+    shutil.copyfileobj(src, dst, 1024 * 1024)
+
+
+def _safe_name(name: str) -> str:
+    cleaned = Path(name).name.strip().lstrip(".")
+    return cleaned or "attachment"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,198 @@
+"""The FastAPI application: submissions, status, operations and admin endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from gateway.api.body import BodyLimit, read_submission
+from gateway.api.problems import (
+    gateway_error_handler,
+    http_error_handler,
+    problem,
+    validation_error_handler,
+)
+from gateway.errors import AuthError, Forbidden, GatewayError, NotFound
+from gateway.routing.config import Sender
+from gateway.runtime import Runtime, replay_dead
+from gateway.settings import Settings
+
+ACCEPTED = Counter("xoev_gateway_submissions_accepted", "Submissions answered 202")
+REJECTED = Counter("xoev_gateway_submissions_rejected", "Submissions rejected", ["problem"])
+
+
+class Links(BaseModel):
+    self: str
+
+
+class AcceptedBody(BaseModel):
+    id: str
+    status: str
+    links: Links
+
+
+class ReplayRequest(BaseModel):
+    delivery_ids: list[str] | None = None
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def sender_of(request: Request) -> Sender:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("send 'Authorization: Bearer <token>'")
+    sender = runtime_of(request).config.authenticate(token.strip())
+    if sender is None:
+        raise AuthError("the bearer token is not valid")
+    return sender
+
+
+def admin_of(sender: Annotated[Sender, Depends(sender_of)]) -> Sender:
+    if sender.role != "admin":
+        raise Forbidden("this endpoint needs the admin role")
+    return sender
+
+
+def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings, run_worker=run_worker)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="xoev-gateway", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(GatewayError, gateway_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.post(
+        "/v1/submissions",
+        status_code=202,
+        response_model=AcceptedBody,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/xml": {"schema": {"type": "string"}},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"message": {"type": "string", "format": "binary"}},
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def submit(
+        request: Request, sender: Annotated[Sender, Depends(sender_of)]
+    ) -> Response:
+        runtime = runtime_of(request)
+        try:
+            body, attachments = await read_submission(
+                request, runtime.blobs, settings.max_xml_bytes
+            )
+            submission_id, _created = await runtime.accept(body, sender.name, attachments)
+        except GatewayError as exc:
+            REJECTED.labels(exc.slug).inc()
+            raise
+        ACCEPTED.inc()
+        location = f"/v1/submissions/{submission_id}"
+        payload = AcceptedBody(id=submission_id, status="accepted", links=Links(self=location))
+        return JSONResponse(
+            payload.model_dump(), status_code=202, headers={"Location": location}
+        )
+
+    @app.get("/v1/submissions/{submission_id}")
+    async def status(
+        submission_id: str, request: Request, sender: Annotated[Sender, Depends(sender_of)]
+    ) -> dict[str, Any]:
+        view = await runtime_of(request).store.submission(submission_id)
+        if view.sender != sender.name and sender.role != "admin":
+            # Same answer as for an unknown id: do not reveal other senders' submissions.
+            raise NotFound(f"no submission {submission_id}")
+        return {
+            "id": view.id,
+            "status": view.status,
+            "message_uuid": view.message_uuid,
+            "message_type": view.message_type,
+            "recipient": {"kennung": view.recipient, "municipality": view.municipality},
+            "received_at": view.received_at,
+            "config_version": view.config_version,
+            "attachments": [a.__dict__ for a in view.attachments],
+            "deliveries": [d.__dict__ for d in view.deliveries],
+            "events": [
+                {
+                    "at": e.at,
+                    "kind": e.kind,
+                    "delivery_id": e.delivery_id,
+                    "detail": json.loads(e.detail) if e.detail else None,
+                }
+                for e in view.events
+            ],
+        }
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        runtime = runtime_of(request)
+        try:
+            await runtime.store.ping()
+            await runtime.broker.ping()
+        except GatewayError as exc:
+            return problem(503, "Not ready", exc.detail)
+        return JSONResponse({"status": "ready", "config_version": runtime.config.version})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/admin/dead-letters")
+    async def dead_letters(
+        request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+    ) -> list[dict[str, Any]]:
+        items = await runtime_of(request).broker.dead_letters()
+        return [
+            {
+                "delivery_id": d.item.delivery_id,
+                "destination": d.item.destination,
+                "reason": d.reason,
+                "attempts": d.attempts,
+            }
+            for d in items
+        ]
+
+    @app.post("/v1/admin/dead-letters/replay")
+    async def replay(
+        body: ReplayRequest, request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+    ) -> dict[str, list[str]]:
+        return {"replayed": await replay_dead(runtime_of(request), body.delivery_ids)}
+
+    @app.post("/v1/admin/config/reload")
+    async def reload(
+        request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+    ) -> dict[str, str]:
+        config = runtime_of(request).reload_config()
+        return {"config_version": config.version}
+
+    return app

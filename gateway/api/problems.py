@@ -1,0 +1,55 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from gateway.errors import GatewayError, InvalidMessage
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(
+    status: int, title: str, detail: str, type_uri: str = "about:blank", **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_uri, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "5"}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
+    extra: dict[str, Any] = {}
+    if instance:
+        extra["instance"] = instance
+    if isinstance(exc, InvalidMessage):
+        extra["errors"] = [
+            {"path": e.path, "line": e.line, "message": e.message} for e in exc.errors
+        ]
+    return problem(exc.status, exc.title, exc.detail, exc.type_uri, **extra)
+
+
+async def gateway_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    return from_error(exc, request.url.path)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"path": "/".join(str(p) for p in e["loc"]), "line": None, "message": e["msg"]}
+        for e in exc.errors()
+    ]
+    return problem(422, "Request is invalid", "the request does not match the API", errors=errors)

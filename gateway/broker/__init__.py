@@ -1,0 +1,1 @@
+"""Brokers carry work items (delivery ids, never payloads) from intake to the workers."""

@@ -1,0 +1,70 @@
+"""The broker interface that the embedded queue and the RabbitMQ transport both implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """A claim check: the delivery to perform; the payload stays in the store."""
+
+    delivery_id: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A received work item, owned by one consumer until acked, retried or dead-lettered."""
+
+    item: WorkItem
+    attempt: int
+    token: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    item: WorkItem
+    reason: str
+    attempts: int
+
+
+class Broker(Protocol):
+    """Contract (checked by ``tests/contract/test_broker_contract.py`` for every transport):
+
+    - ``publish`` returns only when the items are durable (committed / confirmed);
+    - ``receive`` hands out each ready item to one consumer at a time; an item whose lease
+      is not settled (consumer crashed) becomes available again;
+    - ``ack`` removes an item; ``retry`` makes it available again after ``delay`` seconds;
+      ``dead_letter`` parks it with a reason until ``replay``;
+    - ``attempt`` counts deliveries of an item, replay resets it.
+    """
+
+    work_state: str
+    """How the store writes work items in the accept transaction: ``ready`` when the store's
+    table is the queue itself (embedded), ``outbox`` when a relay publishes them."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def publish(self, items: Sequence[WorkItem]) -> None: ...
+
+    async def receive(self, max_items: int, wait: float) -> list[Lease]: ...
+
+    async def ack(self, lease: Lease) -> None: ...
+
+    async def retry(self, lease: Lease, delay: float, reason: str) -> None: ...
+
+    async def dead_letter(self, lease: Lease, reason: str) -> None: ...
+
+    async def dead_letters(self) -> list[DeadLetter]: ...
+
+    async def replay(self, delivery_ids: Sequence[str] | None = None) -> list[str]: ...
+
+    def notify(self) -> None:
+        """Hint that new ready items exist (same process); consumers may wake early."""

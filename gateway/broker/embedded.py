@@ -1,0 +1,180 @@
+"""Embedded durable queue: the ``work_items`` table in the store's own SQLite database.
+
+Accepting a submission writes its work items in the same transaction, so there is nothing
+to relay. Consumers claim items with a lease (owner + expiry) in one UPDATE; an item whose
+lease expired (the worker died) is claimable again, so nothing is lost on a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.broker.base import DeadLetter, Lease, WorkItem
+from gateway.errors import Unavailable
+from gateway.store.store import UNAVAILABLE_ERRORS
+from gateway.store.tables import work_items
+
+
+class EmbeddedQueue:
+    work_state = "ready"
+
+    def __init__(self, engine: AsyncEngine, lease_seconds: float = 300.0) -> None:
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+        self.owner = uuid.uuid4().hex
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(work_items.c.delivery_id).limit(1))
+        except UNAVAILABLE_ERRORS as exc:
+            raise Unavailable(f"queue unreachable: {type(exc).__name__}") from None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def publish(self, items: Sequence[WorkItem]) -> None:
+        if not items:
+            return
+        now = time.time()
+        stmt = sqlite_insert(work_items).values(
+            [
+                {
+                    "delivery_id": i.delivery_id,
+                    "destination": i.destination,
+                    "state": "ready",
+                    "available_at": now,
+                    "attempts": 0,
+                }
+                for i in items
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[work_items.c.delivery_id],
+            set_={"state": "ready", "available_at": now, "lease_owner": None},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+        self.notify()
+
+    async def receive(self, max_items: int, wait: float) -> list[Lease]:
+        deadline = time.monotonic() + wait
+        while True:
+            leases = await self._claim(max_items)
+            remaining = deadline - time.monotonic()
+            if leases or remaining <= 0:
+                return leases
+            self._wake.clear()
+            try:
+                # Other processes (a separate API) cannot wake us: poll at a short interval.
+                await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, 0.25))
+            except TimeoutError:
+                pass
+
+    async def _claim(self, max_items: int) -> list[Lease]:
+        now = time.time()
+        claimable = or_(
+            and_(work_items.c.state == "ready", work_items.c.available_at <= now),
+            and_(work_items.c.state == "leased", work_items.c.lease_until < now),
+        )
+        token = uuid.uuid4().hex
+        ids = (
+            select(work_items.c.delivery_id)
+            .where(claimable)
+            .order_by(work_items.c.available_at)
+            .limit(max_items)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(work_items)
+            .where(work_items.c.delivery_id.in_(ids), claimable)
+            .values(
+                state="leased",
+                lease_owner=token,
+                lease_until=now + self.lease_seconds,
+                attempts=work_items.c.attempts + 1,
+            )
+            .returning(work_items.c.delivery_id, work_items.c.destination, work_items.c.attempts)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            Lease(WorkItem(r.delivery_id, r.destination), attempt=r.attempts, token=token)
+            for r in rows
+        ]
+
+    def _owned(self, lease: Lease) -> object:
+        return and_(
+            work_items.c.delivery_id == lease.item.delivery_id,
+            work_items.c.lease_owner == lease.token,
+        )
+
+    async def ack(self, lease: Lease) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(work_items).where(self._owned(lease)))  # type: ignore[arg-type]
+
+    async def retry(self, lease: Lease, delay: float, reason: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(work_items)
+                .where(self._owned(lease))  # type: ignore[arg-type]
+                .values(
+                    state="ready",
+                    available_at=time.time() + delay,
+                    lease_owner=None,
+                    lease_until=None,
+                    reason=reason,
+                )
+            )
+
+    async def dead_letter(self, lease: Lease, reason: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(work_items)
+                .where(self._owned(lease))  # type: ignore[arg-type]
+                .values(state="dead", lease_owner=None, lease_until=None, reason=reason)
+            )
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(work_items)
+                    .where(work_items.c.state == "dead")
+                    .order_by(work_items.c.available_at)
+                )
+            ).all()
+        return [
+            DeadLetter(WorkItem(r.delivery_id, r.destination), r.reason or "", r.attempts)
+            for r in rows
+        ]
+
+    async def replay(self, delivery_ids: Sequence[str] | None = None) -> list[str]:
+        cond = work_items.c.state == "dead"
+        if delivery_ids is not None:
+            cond = and_(cond, work_items.c.delivery_id.in_(delivery_ids))
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    update(work_items)
+                    .where(cond)
+                    .values(state="ready", available_at=time.time(), attempts=0, reason=None)
+                    .returning(work_items.c.delivery_id)
+                )
+            ).all()
+        self.notify()
+        return [r.delivery_id for r in rows]

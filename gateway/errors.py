@@ -1,0 +1,161 @@
+"""The gateway's error tree.
+
+Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on the CLI.
+
+    GatewayError
+    ├── IntakeError                     (rejected submissions, 4xx)
+    │   ├── UnsupportedMediaType        415
+    │   ├── PayloadTooLarge             413
+    │   ├── MalformedXml                400  not well-formed, bad encoding, too deep
+    │   ├── UnsafeXml                   400  DTD, entities, XInclude
+    │   ├── UnknownMessageType          422  no schema set for namespace + root
+    │   ├── InvalidMessage              422  schema or business-rule violations
+    │   ├── MissingRoutingKey           422  header lacks UUID / recipient
+    │   ├── UnknownRecipient            422  recipient is no known municipality
+    │   ├── NoRoute                     422  no route configured for recipient + service
+    │   └── DuplicateConflict           409  same nachrichtenUUID, other content
+    ├── AuthError                       401
+    │   └── Forbidden                   403
+    ├── NotFound                        404
+    ├── Unavailable                     503  durability cannot be guaranteed now
+    ├── ConfigError                          refused configuration (file, key, cause)
+    └── SchemaRegistryError                  schema set cannot be loaded
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One validation error: where (XPath and line) and what."""
+
+    path: str
+    line: int | None
+    message: str
+
+
+class GatewayError(Exception):
+    status: int = 500
+    slug: str = "internal"
+    title: str = "Internal error"
+    exit_code: int = 1
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def type_uri(self) -> str:
+        return f"https://xoev-gateway.de/problems/{self.slug}"
+
+
+class IntakeError(GatewayError):
+    status = 400
+    slug = "intake"
+    title = "Submission rejected"
+    exit_code = 2
+
+
+class UnsupportedMediaType(IntakeError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class PayloadTooLarge(IntakeError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class MalformedXml(IntakeError):
+    status = 400
+    slug = "malformed-xml"
+    title = "XML is not well-formed"
+
+
+class UnsafeXml(IntakeError):
+    status = 400
+    slug = "unsafe-xml"
+    title = "XML uses a forbidden construct"
+
+
+class UnknownMessageType(IntakeError):
+    status = 422
+    slug = "unknown-message-type"
+    title = "Unknown message type"
+
+
+class InvalidMessage(IntakeError):
+    status = 422
+    slug = "invalid-message"
+    title = "Message is invalid"
+
+    def __init__(self, detail: str, errors: list[ErrorDetail]) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class MissingRoutingKey(IntakeError):
+    status = 422
+    slug = "missing-routing-key"
+    title = "Routing key missing in the Nachrichtenkopf"
+
+
+class UnknownRecipient(IntakeError):
+    status = 422
+    slug = "unknown-recipient"
+    title = "Recipient is not a known municipality"
+
+
+class NoRoute(IntakeError):
+    status = 422
+    slug = "no-route"
+    title = "No route configured for this recipient and service"
+
+
+class DuplicateConflict(IntakeError):
+    status = 409
+    slug = "duplicate-conflict"
+    title = "nachrichtenUUID already used for other content"
+
+
+class AuthError(GatewayError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+    exit_code = 3
+
+
+class Forbidden(AuthError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(GatewayError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+    exit_code = 4
+
+
+class Unavailable(GatewayError):
+    status = 503
+    slug = "unavailable"
+    title = "Temporarily unavailable, retry later"
+    exit_code = 5
+
+
+class ConfigError(GatewayError):
+    slug = "config"
+    title = "Configuration refused"
+    exit_code = 6
+
+
+class SchemaRegistryError(GatewayError):
+    slug = "schema-registry"
+    title = "Schema registry error"
+    exit_code = 7

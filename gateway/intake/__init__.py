@@ -1,0 +1,1 @@
+"""Intake: parse untrusted XML safely, identify its schema set, validate, extract routing keys."""

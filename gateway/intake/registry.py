@@ -1,0 +1,168 @@
+"""Schema registry: catalogs of schema sets, compiled once, selected by namespace and root.
+
+A catalog is a ``catalog.yaml`` in a directory (the shipped ``schemas/`` or one an operator
+adds). It maps absolute ``schemaLocation`` URLs to local files, so that no schema is ever
+fetched from the network, and lists schema sets::
+
+    urls:
+      "https://example.org/basis.xsd": common/basis.xsd
+    schema_sets:
+      - id: hundesteuer-1.0
+        namespace: https://xoev-gateway.de/schemata/hundesteuer/1_0
+        version: "1.0"                 # optional: must equal the root's @version if given
+        schema: hundesteuer/hundesteuer.xsd
+        messages: [hundesteuer.anmeldung.0101]   # root elements; empty = any
+        leika: "99108008001000"        # optional LeiKa key of the service
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lxml import etree
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.errors import ErrorDetail, InvalidMessage, SchemaRegistryError, UnknownMessageType
+
+
+class SchemaSetEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    namespace: str
+    schema_file: str = Field(alias="schema")
+    version: str | None = None
+    messages: list[str] = []
+    leika: str | None = Field(default=None, pattern=r"^\d{14}$")
+
+
+class CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    urls: dict[str, str] = {}
+    schema_sets: list[SchemaSetEntry] = []
+
+
+class _CatalogResolver(etree.Resolver):
+    """Resolves absolute schema URLs through the catalog and refuses everything remote."""
+
+    def __init__(self, urls: dict[str, Path]) -> None:
+        super().__init__()
+        self.urls = urls
+
+    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+        local = self.urls.get(system_url)
+        if local is not None:
+            return self.resolve_filename(str(local), context)
+        if system_url.startswith(("http://", "https://", "ftp://")):
+            raise SchemaRegistryError(
+                f"schema URL {system_url} is not in any catalog; add it to a catalog.yaml "
+                "'urls' map (the registry never fetches from the network)"
+            )
+        return None
+
+
+@dataclass
+class SchemaSet:
+    id: str
+    namespace: str
+    version: str | None
+    messages: frozenset[str]
+    leika: str | None
+    path: Path
+    schema: etree.XMLSchema = field(repr=False)
+
+    def validate(self, tree: etree._ElementTree) -> None:
+        if self.schema.validate(tree):
+            return
+        errors = [
+            ErrorDetail(path=e.path or "/", line=e.line or None, message=e.message)
+            for e in self.schema.error_log
+        ]
+        count = len(errors)
+        raise InvalidMessage(
+            f"{count} schema violation{'s' if count != 1 else ''} against {self.id}", errors
+        )
+
+
+class SchemaRegistry:
+    """All schema sets of the shipped and operator catalogs, compiled once at start-up."""
+
+    def __init__(self, sets: Iterable[SchemaSet]) -> None:
+        self._by_key: dict[tuple[str, str], list[SchemaSet]] = {}
+        self._any_root: dict[str, list[SchemaSet]] = {}
+        self.sets: list[SchemaSet] = list(sets)
+        for s in self.sets:
+            if s.messages:
+                for m in s.messages:
+                    self._by_key.setdefault((s.namespace, m), []).append(s)
+            else:
+                self._any_root.setdefault(s.namespace, []).append(s)
+
+    @classmethod
+    def load(cls, directories: Iterable[Path]) -> SchemaRegistry:
+        entries: list[tuple[Path, SchemaSetEntry]] = []
+        urls: dict[str, Path] = {}
+        for directory in directories:
+            catalog_path = directory / "catalog.yaml"
+            if not catalog_path.is_file():
+                raise SchemaRegistryError(f"{catalog_path}: no catalog.yaml in schema directory")
+            try:
+                raw = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
+                catalog = CatalogFile.model_validate(raw)
+            except (yaml.YAMLError, ValidationError) as exc:
+                raise SchemaRegistryError(f"{catalog_path}: {exc}") from None
+            for url, rel in catalog.urls.items():
+                urls[url] = (directory / rel).resolve()
+            entries.extend((directory, e) for e in catalog.schema_sets)
+        resolver = _CatalogResolver(urls)
+        return cls(_compile(directory, entry, resolver) for directory, entry in entries)
+
+    def identify(self, root: etree._Element) -> SchemaSet:
+        qname = etree.QName(root)
+        namespace, local = qname.namespace or "", qname.localname
+        candidates = self._by_key.get((namespace, local)) or self._any_root.get(namespace)
+        if not candidates:
+            raise UnknownMessageType(
+                f"no schema set for root element '{local}' in namespace '{namespace}'"
+            )
+        version = root.get("version")
+        for candidate in candidates:
+            if candidate.version is None or version is None or candidate.version == version:
+                return candidate
+        known = ", ".join(c.version or "?" for c in candidates)
+        raise UnknownMessageType(f"'{local}' version {version} is not supported (known: {known})")
+
+    def find(self, message_type: str) -> SchemaSet | None:
+        for s in self.sets:
+            if message_type in s.messages:
+                return s
+        return None
+
+
+def _compile(directory: Path, entry: SchemaSetEntry, resolver: _CatalogResolver) -> SchemaSet:
+    path = (directory / entry.schema_file).resolve()
+    # Schemas are trusted operator input: they may need their own DTD (xmldsig has one),
+    # but still never the network.
+    parser = etree.XMLParser(no_network=True, load_dtd=True, resolve_entities=True)
+    parser.resolvers.add(resolver)
+    try:
+        doc = etree.parse(str(path), parser)
+        schema = etree.XMLSchema(doc)
+    except SchemaRegistryError:
+        raise
+    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        raise SchemaRegistryError(f"schema set {entry.id} ({path}): {exc}") from None
+    return SchemaSet(
+        id=entry.id,
+        namespace=entry.namespace,
+        version=entry.version,
+        messages=frozenset(entry.messages),
+        leika=entry.leika,
+        path=path,
+        schema=schema,
+    )

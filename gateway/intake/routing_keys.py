@@ -1,0 +1,105 @@
+"""Routing keys from the Nachrichtenkopf: who sent what to which municipality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from gateway.errors import MissingRoutingKey, UnknownRecipient
+
+
+@dataclass(frozen=True)
+class RoutingKeys:
+    message_uuid: str
+    message_type: str
+    author: str | None
+    recipient: str
+    municipality: str
+    leika: str | None
+
+
+class MunicipalityDirectory:
+    """The official municipality keys (AGS), from the shipped derived code list."""
+
+    def __init__(self, names: dict[str, str], source: str) -> None:
+        self.names = names
+        self.source = source
+
+    @classmethod
+    def load(cls, path: Path) -> MunicipalityDirectory:
+        names: dict[str, str] = {}
+        source = str(path)
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("#"):
+                    if line.startswith("# source:"):
+                        source = line.split(":", 1)[1].strip()
+                    continue
+                key, _, name = line.rstrip("\n").partition("\t")
+                if key:
+                    names[key] = name
+        return cls(names, source)
+
+    def __contains__(self, ags: str) -> bool:
+        return ags in self.names
+
+
+def ars_to_ags(ars: str) -> str:
+    """ARS (12 digits: Land, RB, Kreis, Verband, Gemeinde) to AGS (8 digits)."""
+    return ars[:5] + ars[9:]
+
+
+class RecipientResolver:
+    """Turns ``leser/kennung`` (``ags:…``, ``ars:…`` or a configured DVDV kennung) into an AGS."""
+
+    def __init__(self, directory: MunicipalityDirectory, aliases: dict[str, str]) -> None:
+        self.directory = directory
+        self.aliases = aliases
+
+    def resolve(self, kennung: str) -> str:
+        alias = self.aliases.get(kennung)
+        prefix, _, key = kennung.partition(":")
+        if alias is not None:
+            ags = alias
+        elif prefix.lower() == "ags" and len(key) == 8 and key.isdigit():
+            ags = key
+        elif prefix.lower() == "ars" and len(key) == 12 and key.isdigit():
+            ags = ars_to_ags(key)
+        else:
+            raise UnknownRecipient(
+                f"recipient kennung '{kennung}' is neither ags:<8 digits>, ars:<12 digits> "
+                "nor a configured recipient alias"
+            )
+        if ags not in self.directory:
+            raise UnknownRecipient(
+                f"recipient '{kennung}' (AGS {ags}) is not in the municipality key list "
+                f"{self.directory.source}"
+            )
+        return ags
+
+
+def _text(header: etree._Element, path: str) -> str | None:
+    value = header.findtext(path)
+    return value.strip() if value and value.strip() else None
+
+
+def extract(root: etree._Element, resolver: RecipientResolver, leika: str | None) -> RoutingKeys:
+    header = root.find("{*}nachrichtenkopf.g2g")
+    if header is None:
+        raise MissingRoutingKey("the message has no nachrichtenkopf.g2g")
+    uuid = _text(header, "{*}identifikation.nachricht/{*}nachrichtenUUID")
+    if uuid is None:
+        raise MissingRoutingKey("nachrichtenkopf.g2g has no identifikation.nachricht/nachrichtenUUID")
+    recipient = _text(header, "{*}leser/{*}kennung")
+    if recipient is None:
+        raise MissingRoutingKey("nachrichtenkopf.g2g has no leser/kennung (the recipient)")
+    return RoutingKeys(
+        message_uuid=uuid.lower(),
+        message_type=etree.QName(root).localname,
+        author=_text(header, "{*}autor/{*}kennung"),
+        recipient=recipient,
+        municipality=resolver.resolve(recipient),
+        leika=leika,
+    )

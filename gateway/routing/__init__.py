@@ -1,0 +1,1 @@
+"""Routing configuration: senders, destinations and routes by municipality and service."""

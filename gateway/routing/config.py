@@ -1,0 +1,270 @@
+"""Configuration files (YAML), validated by pydantic, merged from a directory.
+
+A configuration directory holds any number of ``*.yaml`` files, each with any of these
+sections; names must be unique across files::
+
+    senders:            # who may submit; tokens are stored as SHA-256, never in clear
+      efa-hundesteuer: {token_sha256: "<hex>", role: sender}
+    recipients:         # other DVDV kennungen resolved to a municipality (AGS)
+      "psw:01234567": "08116049"
+    destinations:       # where deliveries go: an adapter and its validated settings
+      stuttgart-kasse:
+        adapter: filedrop
+        settings: {directory: out/stuttgart}
+        max_attempts: 10
+    routes:             # municipality prefix (Land 2, RB 3, Kreis 5, AGS 8 or ARS 12) + service
+      - {municipality: "08", service: hundesteuer.anmeldung.0101, destinations: [bw-kasse]}
+
+Relative paths in adapter settings are taken relative to the file that names them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.adapter_registry import AdapterClass, load_adapter_class
+from gateway.errors import ConfigError
+from gateway.intake.routing_keys import ars_to_ags
+from gateway.routing.yaml_lines import line_of
+from gateway.sdk import AdapterSettings
+
+
+class SenderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    role: Literal["sender", "admin"] = "sender"
+
+
+class DestinationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    adapter: str
+    settings: dict[str, Any] = {}
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class RouteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    municipality: str
+    service: str = "*"
+    destinations: list[str] = Field(min_length=1)
+
+    @field_validator("municipality")
+    @classmethod
+    def _municipality_key(cls, value: str) -> str:
+        if value == "*":
+            return ""
+        if not value.isdigit() or len(value) not in (2, 3, 5, 8, 12):
+            raise ValueError(
+                "must be '*' or a key of 2 (Land), 3 (Regierungsbezirk), 5 (Kreis), "
+                "8 (AGS) or 12 (ARS) digits"
+            )
+        return ars_to_ags(value) if len(value) == 12 else value
+
+
+class ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    senders: dict[str, SenderConfig] = {}
+    recipients: dict[str, str] = {}
+    destinations: dict[str, DestinationConfig] = {}
+    routes: list[RouteConfig] = []
+
+
+class Destination(BaseModel):
+    """A destination with its adapter class resolved and settings validated."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str
+    adapter: str
+    adapter_class: Any
+    settings: AdapterSettings
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    timeout_seconds: float
+    source: str
+
+
+class Sender(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: Literal["sender", "admin"]
+
+
+class GatewayConfig:
+    """The validated, merged configuration; immutable once built."""
+
+    def __init__(
+        self,
+        senders: dict[str, tuple[str, SenderConfig]],
+        recipients: dict[str, str],
+        destinations: dict[str, Destination],
+        routes: dict[tuple[str, str], tuple[str, ...]],
+        version: str,
+    ) -> None:
+        self._by_token = {cfg.token_sha256: Sender(name=name, role=cfg.role) for name, (_, cfg) in senders.items()}
+        self.sender_names = sorted(senders)
+        self.recipients = recipients
+        self.destinations = destinations
+        self.routes = routes
+        self.version = version
+
+    def authenticate(self, token: str) -> Sender | None:
+        return self._by_token.get(hashlib.sha256(token.encode()).hexdigest())
+
+    def resolve(self, municipality: str, services: tuple[str, ...]) -> tuple[str, ...]:
+        """Destinations for an AGS and the message's service keys; most specific prefix wins.
+
+        ``services`` is tried in order (message type, then LeiKa key), then ``*``. Lookups are
+        dictionary hits on the AGS prefixes 8, 5, 3, 2 and the wildcard: O(1) whatever the
+        number of municipalities configured.
+        """
+        for prefix in (municipality, municipality[:5], municipality[:3], municipality[:2], ""):
+            for service in (*services, "*"):
+                found = self.routes.get((prefix, service))
+                if found is not None:
+                    return found
+        return ()
+
+
+def load_config(directory: Path) -> GatewayConfig:
+    """Load and check every ``*.yaml`` in ``directory``; raise ``ConfigError`` naming file, line and key."""
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: configuration directory does not exist")
+    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    if not files:
+        raise ConfigError(f"{directory}: no *.yaml configuration files")
+    senders: dict[str, tuple[str, SenderConfig]] = {}
+    recipients: dict[str, str] = {}
+    destinations: dict[str, Destination] = {}
+    route_src: dict[tuple[str, str], tuple[str, RouteConfig]] = {}
+    route_refs: list[tuple[Path, str, int, RouteConfig]] = []
+    digest = hashlib.sha256()
+    adapter_cache: dict[str, AdapterClass] = {}
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        digest.update(path.name.encode() + b"\0" + text.encode())
+        parsed = _parse(path, text)
+        for name, sender in parsed.senders.items():
+            _unique(senders, name, path, "senders")
+            senders[name] = (str(path), sender)
+        for kennung, ags in parsed.recipients.items():
+            recipients[kennung] = ags
+        for name, dest in parsed.destinations.items():
+            _unique(destinations, name, path, "destinations")
+            destinations[name] = _destination(path, text, name, dest, adapter_cache)
+        for index, route in enumerate(parsed.routes):
+            key = (route.municipality, route.service)
+            if key in route_src:
+                first = route_src[key][0]
+                raise ConfigError(
+                    f"{_where(path, text, ('routes', index))}: routes.{index}: municipality "
+                    f"'{route.municipality or '*'}' and service '{route.service}' are already "
+                    f"routed in {first}"
+                )
+            route_src[key] = (str(path), route)
+            route_refs.append((path, text, index, route))
+    for path, text, index, route in route_refs:
+        for d_index, dest_name in enumerate(route.destinations):
+            if dest_name not in destinations:
+                loc = ("routes", index, "destinations", d_index)
+                raise ConfigError(
+                    f"{_where(path, text, loc)}: routes.{index}.destinations.{d_index}: "
+                    f"unknown destination '{dest_name}'"
+                )
+    routes = {key: tuple(route.destinations) for key, (_, route) in route_src.items()}
+    return GatewayConfig(senders, recipients, destinations, routes, digest.hexdigest()[:12])
+
+
+def _parse(path: Path, text: str) -> ConfigFile:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: the top level must be a mapping of sections")
+    try:
+        return ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, text, exc)) from None
+
+
+def _destination(
+    path: Path, text: str, name: str, dest: DestinationConfig, cache: dict[str, AdapterClass]
+) -> Destination:
+    loc: tuple[str | int, ...] = ("destinations", name, "adapter")
+    try:
+        cls = cache.get(dest.adapter) or load_adapter_class(dest.adapter)
+    except ConfigError as exc:
+        raise ConfigError(f"{_where(path, text, loc)}: destinations.{name}.adapter: {exc.detail}") from None
+    cache[dest.adapter] = cls
+    settings_in = _relative_paths(dest.settings, cls.settings_model, path.parent)
+    try:
+        settings = cls.settings_model.model_validate(settings_in)
+    except ValidationError as exc:
+        raise ConfigError(
+            _describe(path, text, exc, prefix=("destinations", name, "settings"))
+        ) from None
+    return Destination(
+        name=name,
+        adapter=dest.adapter,
+        adapter_class=cls,
+        settings=settings,
+        max_attempts=dest.max_attempts,
+        backoff_base_seconds=dest.backoff_base_seconds,
+        backoff_max_seconds=dest.backoff_max_seconds,
+        timeout_seconds=dest.timeout_seconds,
+        source=str(path),
+    )
+
+
+def _relative_paths(
+    settings: dict[str, Any], model: type[AdapterSettings], base: Path
+) -> dict[str, Any]:
+    out = dict(settings)
+    for key, info in model.model_fields.items():
+        if info.annotation is Path and isinstance(out.get(key), str):
+            p = Path(out[key])
+            out[key] = p if p.is_absolute() else (base / p)
+    return out
+
+
+def _unique(seen: dict[str, Any], name: str, path: Path, section: str) -> None:
+    if name in seen:
+        first = seen[name][0] if isinstance(seen[name], tuple) else seen[name].source
+        raise ConfigError(f"{path}: {section}.{name}: already defined in {first}")
+
+
+def _where(path: Path, text: str, loc: tuple[str | int, ...]) -> str:
+    line = line_of(text, loc)
+    return f"{path}:{line}" if line else str(path)
+
+
+def _describe(
+    path: Path, text: str, exc: ValidationError, prefix: tuple[str | int, ...] = ()
+) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{_where(path, text, loc)}: {key}: {msg}")
+    return "; ".join(lines)

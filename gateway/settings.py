@@ -1,0 +1,49 @@
+"""Process settings: environment variables with the prefix ``XOEV_GATEWAY_`` (or a .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_SCHEMAS = PROJECT_ROOT / "schemas"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XOEV_GATEWAY_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("var")
+    config_dir: Path = Path("deploy/config")
+    database_url: str | None = None
+    """SQLAlchemy URL; default: SQLite in ``data_dir``. PostgreSQL: postgresql+asyncpg://…"""
+    broker: Literal["embedded", "rabbitmq"] = "embedded"
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    schema_dirs: list[Path] = []
+    """Extra schema catalog directories, on top of the shipped ``schemas/``."""
+    municipality_list: Path = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_xml_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+
+    worker_concurrency: int = Field(default=16, ge=1)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def all_schema_dirs(self) -> list[Path]:
+        return [SHIPPED_SCHEMAS, *self.schema_dirs]

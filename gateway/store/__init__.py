@@ -1,0 +1,1 @@
+"""Durable state: submissions, attachments, deliveries, the event log and work items."""

@@ -1,0 +1,101 @@
+"""Plain records that cross the store boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AttachmentRecord:
+    name: str
+    content_type: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    destination: str
+    adapter: str
+
+
+@dataclass(frozen=True)
+class NewSubmission:
+    id: str
+    message_uuid: str
+    sender: str
+    content_sha256: str
+    message_type: str
+    schema_set: str
+    municipality: str
+    recipient: str
+    author: str | None
+    leika: str | None
+    config_version: str
+    xml: bytes
+    deliveries: list[NewDelivery]
+    attachments: list[AttachmentRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: str
+    destination: str
+    adapter: str
+    state: str
+    attempts: int
+    receipt_reference: str | None
+    receipt_message: str | None
+    problem: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: float
+    kind: str
+    delivery_id: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class SubmissionView:
+    id: str
+    message_uuid: str
+    sender: str
+    message_type: str
+    municipality: str
+    recipient: str
+    received_at: float
+    config_version: str
+    deliveries: list[DeliveryView]
+    events: list[EventView]
+    attachments: list[AttachmentRecord]
+
+    @property
+    def status(self) -> str:
+        states = {d.state for d in self.deliveries}
+        if states == {"delivered"}:
+            return "delivered"
+        if "dead" in states:
+            return "dead" if states == {"dead"} else "partially-dead"
+        if "delivered" in states:
+            return "partially-delivered"
+        return "accepted"
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """Everything the worker needs to deliver one delivery."""
+
+    delivery_id: str
+    submission_id: str
+    destination: str
+    state: str
+    message_uuid: str
+    message_type: str
+    municipality: str
+    sender: str
+    xml: bytes | None
+    attachments: list[AttachmentRecord]

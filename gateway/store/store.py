@@ -1,0 +1,383 @@
+"""The store: one implementation on SQLAlchemy Core for SQLite (embedded) and PostgreSQL.
+
+``accept`` writes the submission, its attachments' records, one delivery per route, the
+first events and one work item per delivery in a single transaction: once it returns, the
+submission is durable and will be delivered (the work items are either the embedded queue
+itself or an outbox that a relay publishes to RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import event, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.errors import DuplicateConflict, NotFound, Unavailable
+from gateway.store import migrate
+from gateway.store.records import (
+    AttachmentRecord,
+    DeliveryJob,
+    DeliveryView,
+    EventView,
+    NewSubmission,
+    SubmissionView,
+)
+from gateway.store.tables import attachments, deliveries, events, submissions, work_items
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # pysqlite's own transaction handling is off; we BEGIN IMMEDIATE ourselves so
+            # that writers queue on the lock (busy_timeout) instead of failing to upgrade.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+UNAVAILABLE_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, *, sqlite_synchronous: str = "FULL") -> Store:
+        return cls(make_engine(url, sqlite_synchronous=sqlite_synchronous))
+
+    async def migrate(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(migrate.upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except UNAVAILABLE_ERRORS as exc:
+            raise Unavailable(f"store unreachable: {type(exc).__name__}") from None
+
+    async def accept(self, new: NewSubmission, work_state: str) -> tuple[str, bool]:
+        """Store a submission durably; return ``(id, created)``.
+
+        Idempotent by ``message_uuid``: the same content again returns the first id with
+        ``created=False``; other content under the same UUID raises ``DuplicateConflict``.
+        """
+        now = _now()
+        try:
+            async with self.engine.begin() as conn:
+                await self._insert(conn, new, work_state, now)
+            return new.id, True
+        except IntegrityError:
+            pass
+        except UNAVAILABLE_ERRORS as exc:
+            raise Unavailable(f"store unavailable: {type(exc).__name__}") from None
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(submissions.c.id, submissions.c.content_sha256, submissions.c.sender)
+                    .where(submissions.c.message_uuid == new.message_uuid)
+                )
+            ).first()
+        if row is None:  # the conflict was not on the UUID: a genuine bug, surface it
+            raise RuntimeError(f"integrity error storing {new.message_uuid}")
+        if row.content_sha256 != new.content_sha256 or row.sender != new.sender:
+            raise DuplicateConflict(
+                f"nachrichtenUUID {new.message_uuid} was already accepted with other content"
+            )
+        return str(row.id), False
+
+    async def _insert(
+        self, conn: AsyncConnection, new: NewSubmission, work_state: str, now: float
+    ) -> None:
+        await conn.execute(
+            insert(submissions).values(
+                id=new.id,
+                message_uuid=new.message_uuid,
+                sender=new.sender,
+                content_sha256=new.content_sha256,
+                message_type=new.message_type,
+                schema_set=new.schema_set,
+                municipality=new.municipality,
+                recipient=new.recipient,
+                author=new.author,
+                leika=new.leika,
+                config_version=new.config_version,
+                received_at=now,
+                xml=new.xml,
+            )
+        )
+        if new.attachments:
+            await conn.execute(
+                insert(attachments),
+                [
+                    {
+                        "submission_id": new.id,
+                        "name": a.name,
+                        "content_type": a.content_type,
+                        "sha256": a.sha256,
+                        "size": a.size,
+                    }
+                    for a in new.attachments
+                ],
+            )
+        await conn.execute(
+            insert(deliveries),
+            [
+                {
+                    "id": d.id,
+                    "submission_id": new.id,
+                    "destination": d.destination,
+                    "adapter": d.adapter,
+                    "state": "pending",
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+                for d in new.deliveries
+            ],
+        )
+        accepted = json.dumps(
+            {
+                "municipality": new.municipality,
+                "message_type": new.message_type,
+                "destinations": [d.destination for d in new.deliveries],
+                "config_version": new.config_version,
+                "attachments": len(new.attachments),
+            }
+        )
+        await conn.execute(
+            insert(events).values(submission_id=new.id, at=now, kind="accepted", detail=accepted)
+        )
+        await conn.execute(
+            insert(work_items),
+            [
+                {
+                    "delivery_id": d.id,
+                    "destination": d.destination,
+                    "state": work_state,
+                    "available_at": now,
+                    "attempts": 0,
+                }
+                for d in new.deliveries
+            ],
+        )
+
+    async def submission(self, submission_id: str) -> SubmissionView:
+        async with self.engine.connect() as conn:
+            sub = (
+                await conn.execute(select(submissions).where(submissions.c.id == submission_id))
+            ).first()
+            if sub is None:
+                raise NotFound(f"no submission {submission_id}")
+            dels = (
+                await conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.submission_id == submission_id)
+                    .order_by(deliveries.c.destination)
+                )
+            ).all()
+            evs = (
+                await conn.execute(
+                    select(events).where(events.c.submission_id == submission_id).order_by(events.c.id)
+                )
+            ).all()
+            atts = await self._attachments(conn, submission_id)
+        return SubmissionView(
+            id=sub.id,
+            message_uuid=sub.message_uuid,
+            sender=sub.sender,
+            message_type=sub.message_type,
+            municipality=sub.municipality,
+            recipient=sub.recipient,
+            received_at=sub.received_at,
+            config_version=sub.config_version,
+            deliveries=[
+                DeliveryView(
+                    id=d.id,
+                    destination=d.destination,
+                    adapter=d.adapter,
+                    state=d.state,
+                    attempts=d.attempts,
+                    receipt_reference=d.receipt_reference,
+                    receipt_message=d.receipt_message,
+                    problem=d.problem,
+                    updated_at=d.updated_at,
+                )
+                for d in dels
+            ],
+            events=[
+                EventView(at=e.at, kind=e.kind, delivery_id=e.delivery_id, detail=e.detail)
+                for e in evs
+            ],
+            attachments=atts,
+        )
+
+    async def _attachments(self, conn: AsyncConnection, submission_id: str) -> list[AttachmentRecord]:
+        rows = (
+            await conn.execute(
+                select(attachments)
+                .where(attachments.c.submission_id == submission_id)
+                .order_by(attachments.c.id)
+            )
+        ).all()
+        return [
+            AttachmentRecord(name=r.name, content_type=r.content_type, sha256=r.sha256, size=r.size)
+            for r in rows
+        ]
+
+    async def job(self, delivery_id: str) -> DeliveryJob | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        deliveries.c.id,
+                        deliveries.c.submission_id,
+                        deliveries.c.destination,
+                        deliveries.c.state,
+                        submissions.c.message_uuid,
+                        submissions.c.message_type,
+                        submissions.c.municipality,
+                        submissions.c.sender,
+                        submissions.c.xml,
+                    )
+                    .join(submissions, submissions.c.id == deliveries.c.submission_id)
+                    .where(deliveries.c.id == delivery_id)
+                )
+            ).first()
+            if row is None:
+                return None
+            atts = await self._attachments(conn, row.submission_id)
+        return DeliveryJob(
+            delivery_id=row.id,
+            submission_id=row.submission_id,
+            destination=row.destination,
+            state=row.state,
+            message_uuid=row.message_uuid,
+            message_type=row.message_type,
+            municipality=row.municipality,
+            sender=row.sender,
+            xml=row.xml,
+            attachments=atts,
+        )
+
+    async def record_attempt(self, job: DeliveryJob, attempt: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == job.delivery_id)
+                .values(attempts=attempt, updated_at=_now())
+            )
+            await self._event(conn, job, "delivery.attempt", {"attempt": attempt})
+
+    async def record_delivered(
+        self, job: DeliveryJob, reference: str | None, message: str | None
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == job.delivery_id)
+                .values(
+                    state="delivered",
+                    receipt_reference=reference,
+                    receipt_message=message,
+                    problem=None,
+                    updated_at=_now(),
+                )
+            )
+            await self._event(
+                conn,
+                job,
+                "delivery.delivered",
+                {"destination": job.destination, "reference": reference, "message": message},
+            )
+
+    async def record_retry(self, job: DeliveryJob, problem: str, delay: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == job.delivery_id)
+                .values(problem=problem, updated_at=_now())
+            )
+            await self._event(
+                conn, job, "delivery.retry", {"problem": problem, "delay_seconds": round(delay, 3)}
+            )
+
+    async def record_dead(self, job: DeliveryJob, problem: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == job.delivery_id)
+                .values(state="dead", problem=problem, updated_at=_now())
+            )
+            await self._event(conn, job, "delivery.dead", {"problem": problem})
+
+    async def record_replayed(self, delivery_ids: Sequence[str]) -> None:
+        if not delivery_ids:
+            return
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(deliveries.c.id, deliveries.c.submission_id).where(
+                        deliveries.c.id.in_(delivery_ids)
+                    )
+                )
+            ).all()
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(delivery_ids))
+                .values(state="pending", updated_at=_now())
+            )
+            now = _now()
+            if rows:
+                await conn.execute(
+                    insert(events),
+                    [
+                        {
+                            "submission_id": r.submission_id,
+                            "delivery_id": r.id,
+                            "at": now,
+                            "kind": "delivery.replayed",
+                            "detail": None,
+                        }
+                        for r in rows
+                    ],
+                )
+
+    async def _event(
+        self, conn: AsyncConnection, job: DeliveryJob, kind: str, detail: dict[str, Any]
+    ) -> None:
+        await conn.execute(
+            insert(events).values(
+                submission_id=job.submission_id,
+                delivery_id=job.delivery_id,
+                at=_now(),
+                kind=kind,
+                detail=json.dumps(detail, ensure_ascii=False),
+            )
+        )

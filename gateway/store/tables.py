@@ -1,0 +1,91 @@
+"""Table definitions (SQLAlchemy Core); the Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("message_uuid", String(64), nullable=False, unique=True),
+    Column("sender", String(200), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("message_type", String(200), nullable=False),
+    Column("schema_set", String(200), nullable=False),
+    Column("municipality", String(8), nullable=False),
+    Column("recipient", String(200), nullable=False),
+    Column("author", String(200)),
+    Column("leika", String(14)),
+    Column("config_version", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    # Raw XML; NULL once erased by retention (the event log stays).
+    Column("xml", LargeBinary),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("submission_id", String(36), ForeignKey("submissions.id"), nullable=False, index=True),
+    Column("name", String(500), nullable=False),
+    Column("content_type", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("submission_id", String(36), ForeignKey("submissions.id"), nullable=False, index=True),
+    Column("destination", String(200), nullable=False),
+    Column("adapter", String(200), nullable=False),
+    Column("state", String(20), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("receipt_reference", Text),
+    Column("receipt_message", Text),
+    Column("problem", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("submission_id", String(36), ForeignKey("submissions.id"), nullable=False),
+    Column("delivery_id", String(36)),
+    Column("at", Float, nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("detail", Text),
+    Index("ix_events_submission", "submission_id", "id"),
+)
+
+# The embedded queue, and the outbox of external brokers: one row per delivery to publish.
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("destination", String(200), nullable=False),
+    Column("state", String(10), nullable=False),  # outbox | ready | leased | dead
+    Column("available_at", Float, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("reason", Text),
+    Index("ix_work_items_state_available", "state", "available_at"),
+)

@@ -1,0 +1,194 @@
+"""The worker: takes work items from the broker and delivers them through adapters.
+
+A work item is acknowledged only after the adapter returned a receipt and the receipt is
+recorded, so a crash anywhere means a redelivery (at-least-once); the stable delivery id
+lets adapters absorb it, and a delivery already recorded as delivered is just acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.broker.base import Broker, Lease
+from gateway.routing.config import Destination, GatewayConfig
+from gateway.sdk import Adapter, Attachment, Delivery, PermanentDeliveryError, TransientDeliveryError
+from gateway.store.blobs import BlobStore
+from gateway.store.records import DeliveryJob
+from gateway.store.store import Store
+
+log = logging.getLogger("xoev_gateway.worker")
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After is a lower bound."""
+    delay = random.uniform(0, min(cap, base * 2 ** (attempt - 1)))  # noqa: S311 - not crypto
+    delay = max(delay, base / 2)
+    return max(delay, retry_after) if retry_after is not None else delay
+
+
+class AdapterPool:
+    """One adapter instance per destination, rebuilt when the configuration changes."""
+
+    def __init__(self) -> None:
+        self._adapters: dict[str, tuple[Destination, Adapter[Any]]] = {}
+
+    def get(self, destination: Destination) -> Adapter[Any]:
+        cached = self._adapters.get(destination.name)
+        if cached is not None and cached[0] == destination:
+            return cached[1]
+        adapter: Adapter[Any] = destination.adapter_class(destination.settings)
+        self._adapters[destination.name] = (destination, adapter)
+        return adapter
+
+    async def close(self) -> None:
+        for _, adapter in self._adapters.values():
+            await adapter.aclose()
+        self._adapters.clear()
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        blobs: BlobStore,
+        config: Callable[[], GatewayConfig],
+        concurrency: int = 16,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.blobs = blobs
+        self.config = config
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.adapters = AdapterPool()
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until ``stop``; then let in-flight deliveries finish."""
+        try:
+            while not self._stopping.is_set():
+                free = self._free_slots()
+                if free == 0:
+                    await self._wait_for_slot()
+                    continue
+                try:
+                    leases = await self.broker.receive(free, wait=self.poll_seconds)
+                except Exception:
+                    log.exception("receiving work failed; retrying shortly")
+                    await asyncio.sleep(self.poll_seconds)
+                    continue
+                for lease in leases:
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._run_one(lease))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.adapters.close()
+
+    def _free_slots(self) -> int:
+        return self.concurrency - len(self._tasks)
+
+    async def _wait_for_slot(self) -> None:
+        await self._slots.acquire()
+        self._slots.release()
+
+    async def _run_one(self, lease: Lease) -> None:
+        try:
+            await self.process(lease)
+        except Exception:
+            # The lease is left to expire and the item comes back: nothing is lost.
+            log.exception("processing %s failed", lease.item.delivery_id)
+        finally:
+            self._slots.release()
+
+    async def process(self, lease: Lease) -> None:
+        job = await self.store.job(lease.item.delivery_id)
+        if job is None or job.state != "pending":
+            # Unknown (e.g. erased) or already settled: a duplicate to absorb.
+            await self.broker.ack(lease)
+            return
+        config = self.config()
+        destination = config.destinations.get(job.destination)
+        if destination is None:
+            reason = f"destination '{job.destination}' is no longer configured"
+            await self.store.record_dead(job, reason)
+            await self.broker.dead_letter(lease, reason)
+            return
+        if job.xml is None:
+            reason = "the submission's payload was erased before delivery"
+            await self.store.record_dead(job, reason)
+            await self.broker.dead_letter(lease, reason)
+            return
+        await self.store.record_attempt(job, lease.attempt)
+        try:
+            adapter = self.adapters.get(destination)
+            receipt = await asyncio.wait_for(
+                adapter.deliver(self._delivery(job, lease)), timeout=destination.timeout_seconds
+            )
+        except PermanentDeliveryError as exc:
+            await self._dead(job, lease, f"permanent: {exc}")
+            return
+        except TimeoutError:
+            await self._transient(job, lease, destination, f"timed out after {destination.timeout_seconds}s", None)
+            return
+        except TransientDeliveryError as exc:
+            await self._transient(job, lease, destination, str(exc), exc.retry_after)
+            return
+        except Exception as exc:  # anything else counts as transient (adapter contract)
+            await self._transient(job, lease, destination, f"{type(exc).__name__}: {exc}", None)
+            return
+        await self.store.record_delivered(job, receipt.reference, receipt.message)
+        await self.broker.ack(lease)
+
+    async def _transient(
+        self,
+        job: DeliveryJob,
+        lease: Lease,
+        destination: Destination,
+        problem: str,
+        retry_after: float | None,
+    ) -> None:
+        if lease.attempt >= destination.max_attempts:
+            await self._dead(job, lease, f"gave up after {lease.attempt} attempts: {problem}")
+            return
+        delay = backoff_delay(
+            lease.attempt, destination.backoff_base_seconds, destination.backoff_max_seconds, retry_after
+        )
+        await self.store.record_retry(job, problem, delay)
+        await self.broker.retry(lease, delay, problem)
+
+    async def _dead(self, job: DeliveryJob, lease: Lease, reason: str) -> None:
+        await self.store.record_dead(job, reason)
+        await self.broker.dead_letter(lease, reason)
+
+    def _delivery(self, job: DeliveryJob, lease: Lease) -> Delivery:
+        assert job.xml is not None
+        return Delivery(
+            delivery_id=job.delivery_id,
+            submission_id=job.submission_id,
+            message_uuid=job.message_uuid,
+            message_type=job.message_type,
+            municipality=job.municipality,
+            sender=job.sender,
+            destination=job.destination,
+            attempt=lease.attempt,
+            xml=job.xml,
+            attachments=tuple(
+                Attachment(a.name, a.content_type, a.sha256, a.size, Path(self.blobs.path(a.sha256)))
+                for a in job.attachments
+            ),
+        )
