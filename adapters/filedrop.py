@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import shutil
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -42,7 +44,7 @@ class FileDropAdapter(Adapter[FileDropSettings]):
             att_dir.mkdir(exist_ok=True)
             for att in delivery.attachments:
                 with att.open() as src:
-                    self._atomic(att_dir / _safe_name(att.name), lambda f, s=src: _copy(s, f))
+                    self._atomic(att_dir / _safe_name(att.name), partial(_copy, src))
         self._atomic(directory / f"{stem}.xml", lambda f: f.write(delivery.xml))
         meta = {
             "delivery_id": delivery.delivery_id,
@@ -63,10 +65,10 @@ class FileDropAdapter(Adapter[FileDropSettings]):
             _fsync_dir(directory)
         return Receipt(reference=f"{stem}.xml", message=f"written to {directory}")
 
-    def _atomic(self, target: Path, write: object) -> None:
+    def _atomic(self, target: Path, write: Callable[[IO[bytes]], object]) -> None:
         tmp = target.with_name(f".{target.name}.tmp")
         with tmp.open("wb") as fh:
-            write(fh)  # type: ignore[operator]
+            write(fh)
             if self.settings.fsync:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -14,7 +14,10 @@ import uvicorn
 from gateway.errors import GatewayError, InvalidMessage
 from gateway.settings import Settings
 
-app = typer.Typer(help="xoev-gateway: XÖV submissions into each municipality's Fachverfahren.", no_args_is_help=True)
+app = typer.Typer(
+    help="xoev-gateway: XÖV submissions into each municipality's Fachverfahren.",
+    no_args_is_help=True,
+)
 config_app = typer.Typer(help="Check and explain the routing configuration.", no_args_is_help=True)
 dead_app = typer.Typer(help="List and replay dead deliveries.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -205,7 +208,9 @@ def dead_list(config: ConfigDir = None) -> None:
 
 @dead_app.command("replay")
 def dead_replay(
-    delivery_ids: Annotated[list[str] | None, typer.Argument(help="Deliveries; all if none.")] = None,
+    delivery_ids: Annotated[
+        list[str] | None, typer.Argument(help="Deliveries; all if none.")
+    ] = None,
     config: ConfigDir = None,
 ) -> None:
     """Make dead deliveries ready again (after the cause is fixed)."""

@@ -85,9 +85,7 @@ def run_demo(workdir: Path) -> int:
     finally:
         server.stop()
     _print(console, outcomes, delivered, workdir)
-    expected_ok = all(
-        (o.status == 202) == ("/valid/" in o.sample) for o in outcomes
-    )
+    expected_ok = all((o.status == 202) == ("/valid/" in o.sample) for o in outcomes)
     all_delivered = all(
         d["state"] == "delivered" for deliveries in delivered.values() for d in deliveries
     )

@@ -57,7 +57,9 @@ class Runtime:
         broker = make_broker(settings, store)
         await broker.start()
         blobs = BlobStore(settings.blob_dir)
-        runtime = cls(settings, registry, directory, store, broker, blobs, Intake(registry, directory, config))
+        runtime = cls(
+            settings, registry, directory, store, broker, blobs, Intake(registry, directory, config)
+        )
         if run_worker:
             runtime.worker = Worker(
                 store,

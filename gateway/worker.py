@@ -16,7 +16,13 @@ from typing import Any
 
 from gateway.broker.base import Broker, Lease
 from gateway.routing.config import Destination, GatewayConfig
-from gateway.sdk import Adapter, Attachment, Delivery, PermanentDeliveryError, TransientDeliveryError
+from gateway.sdk import (
+    Adapter,
+    Attachment,
+    Delivery,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from gateway.store.blobs import BlobStore
 from gateway.store.records import DeliveryJob
 from gateway.store.store import Store
@@ -69,7 +75,8 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.adapters = AdapterPool()
         self._stopping = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight = 0
+        self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
@@ -79,9 +86,10 @@ class Worker:
         """Consume until ``stop``; then let in-flight deliveries finish."""
         try:
             while not self._stopping.is_set():
-                free = self._free_slots()
+                free = self.concurrency - self._in_flight
                 if free == 0:
-                    await self._wait_for_slot()
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
                     continue
                 try:
                     leases = await self.broker.receive(free, wait=self.poll_seconds)
@@ -90,7 +98,7 @@ class Worker:
                     await asyncio.sleep(self.poll_seconds)
                     continue
                 for lease in leases:
-                    await self._slots.acquire()
+                    self._in_flight += 1
                     task = asyncio.create_task(self._run_one(lease))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -99,13 +107,6 @@ class Worker:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.adapters.close()
 
-    def _free_slots(self) -> int:
-        return self.concurrency - len(self._tasks)
-
-    async def _wait_for_slot(self) -> None:
-        await self._slots.acquire()
-        self._slots.release()
-
     async def _run_one(self, lease: Lease) -> None:
         try:
             await self.process(lease)
@@ -113,7 +114,8 @@ class Worker:
             # The lease is left to expire and the item comes back: nothing is lost.
             log.exception("processing %s failed", lease.item.delivery_id)
         finally:
-            self._slots.release()
+            self._in_flight -= 1
+            self._slot_freed.set()
 
     async def process(self, lease: Lease) -> None:
         job = await self.store.job(lease.item.delivery_id)
@@ -143,7 +145,9 @@ class Worker:
             await self._dead(job, lease, f"permanent: {exc}")
             return
         except TimeoutError:
-            await self._transient(job, lease, destination, f"timed out after {destination.timeout_seconds}s", None)
+            await self._transient(
+                job, lease, destination, f"timed out after {destination.timeout_seconds}s", None
+            )
             return
         except TransientDeliveryError as exc:
             await self._transient(job, lease, destination, str(exc), exc.retry_after)
@@ -166,7 +170,10 @@ class Worker:
             await self._dead(job, lease, f"gave up after {lease.attempt} attempts: {problem}")
             return
         delay = backoff_delay(
-            lease.attempt, destination.backoff_base_seconds, destination.backoff_max_seconds, retry_after
+            lease.attempt,
+            destination.backoff_base_seconds,
+            destination.backoff_max_seconds,
+            retry_after,
         )
         await self.store.record_retry(job, problem, delay)
         await self.broker.retry(lease, delay, problem)
@@ -188,7 +195,9 @@ class Worker:
             attempt=lease.attempt,
             xml=job.xml,
             attachments=tuple(
-                Attachment(a.name, a.content_type, a.sha256, a.size, Path(self.blobs.path(a.sha256)))
+                Attachment(
+                    a.name, a.content_type, a.sha256, a.size, Path(self.blobs.path(a.sha256))
+                )
                 for a in job.attachments
             ),
         )

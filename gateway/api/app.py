@@ -101,9 +101,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
             }
         },
     )
-    async def submit(
-        request: Request, sender: Annotated[Sender, Depends(sender_of)]
-    ) -> Response:
+    async def submit(request: Request, sender: Annotated[Sender, Depends(sender_of)]) -> Response:
         runtime = runtime_of(request)
         try:
             body, attachments = await read_submission(
@@ -116,9 +114,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         ACCEPTED.inc()
         location = f"/v1/submissions/{submission_id}"
         payload = AcceptedBody(id=submission_id, status="accepted", links=Links(self=location))
-        return JSONResponse(
-            payload.model_dump(), status_code=202, headers={"Location": location}
-        )
+        return JSONResponse(payload.model_dump(), status_code=202, headers={"Location": location})
 
     @app.get("/v1/submissions/{submission_id}")
     async def status(

@@ -13,7 +13,6 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.problems import from_error
-
 from gateway.errors import MalformedXml, PayloadTooLarge, UnsupportedMediaType
 from gateway.store.blobs import BlobStore, BlobWriter
 from gateway.store.records import AttachmentRecord

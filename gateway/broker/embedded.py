@@ -8,6 +8,7 @@ lease expired (the worker died) is claimable again, so nothing is lost on a cras
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -79,11 +80,9 @@ class EmbeddedQueue:
             if leases or remaining <= 0:
                 return leases
             self._wake.clear()
-            try:
-                # Other processes (a separate API) cannot wake us: poll at a short interval.
+            # Other processes (a separate API) cannot wake us: poll at a short interval.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, 0.25))
-            except TimeoutError:
-                pass
 
     async def _claim(self, max_items: int) -> list[Lease]:
         now = time.time()

@@ -54,7 +54,9 @@ class _CatalogResolver(etree.Resolver):
         super().__init__()
         self.urls = urls
 
-    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
+        if system_url is None:
+            return None
         local = self.urls.get(system_url)
         if local is not None:
             return self.resolve_filename(str(local), context)

@@ -91,7 +91,9 @@ def extract(root: etree._Element, resolver: RecipientResolver, leika: str | None
         raise MissingRoutingKey("the message has no nachrichtenkopf.g2g")
     uuid = _text(header, "{*}identifikation.nachricht/{*}nachrichtenUUID")
     if uuid is None:
-        raise MissingRoutingKey("nachrichtenkopf.g2g has no identifikation.nachricht/nachrichtenUUID")
+        raise MissingRoutingKey(
+            "nachrichtenkopf.g2g has no identifikation.nachricht/nachrichtenUUID"
+        )
     recipient = _text(header, "{*}leser/{*}kennung")
     if recipient is None:
         raise MissingRoutingKey("nachrichtenkopf.g2g has no leser/kennung (the recipient)")

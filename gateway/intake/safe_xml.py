@@ -38,10 +38,8 @@ def _has_doctype(body: bytes) -> bool:
             pos = body.find(b"?>", lt) + 2
         elif body.startswith(b"<!--", lt):
             pos = body.find(b"-->", lt) + 3
-        elif nxt == b"!":
-            return True
         else:
-            return False
+            return nxt == b"!"
         if pos < 2:
             return False
 

@@ -115,7 +115,9 @@ class GatewayConfig:
         routes: dict[tuple[str, str], tuple[str, ...]],
         version: str,
     ) -> None:
-        self._by_token = {cfg.token_sha256: Sender(name=name, role=cfg.role) for name, (_, cfg) in senders.items()}
+        self._by_token = {
+            cfg.token_sha256: Sender(name=name, role=cfg.role) for name, (_, cfg) in senders.items()
+        }
         self.sender_names = sorted(senders)
         self.recipients = recipients
         self.destinations = destinations
@@ -141,7 +143,10 @@ class GatewayConfig:
 
 
 def load_config(directory: Path) -> GatewayConfig:
-    """Load and check every ``*.yaml`` in ``directory``; raise ``ConfigError`` naming file, line and key."""
+    """Load and check every ``*.yaml`` in ``directory``.
+
+    Raises ``ConfigError`` naming file, line, key and cause of the first problem.
+    """
     if not directory.is_dir():
         raise ConfigError(f"{directory}: configuration directory does not exist")
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
@@ -212,7 +217,9 @@ def _destination(
     try:
         cls = cache.get(dest.adapter) or load_adapter_class(dest.adapter)
     except ConfigError as exc:
-        raise ConfigError(f"{_where(path, text, loc)}: destinations.{name}.adapter: {exc.detail}") from None
+        raise ConfigError(
+            f"{_where(path, text, loc)}: destinations.{name}.adapter: {exc.detail}"
+        ) from None
     cache[dest.adapter] = cls
     settings_in = _relative_paths(dest.settings, cls.settings_model, path.parent)
     try:

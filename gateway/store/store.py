@@ -101,8 +101,9 @@ class Store:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(submissions.c.id, submissions.c.content_sha256, submissions.c.sender)
-                    .where(submissions.c.message_uuid == new.message_uuid)
+                    select(
+                        submissions.c.id, submissions.c.content_sha256, submissions.c.sender
+                    ).where(submissions.c.message_uuid == new.message_uuid)
                 )
             ).first()
         if row is None:  # the conflict was not on the UUID: a genuine bug, surface it
@@ -204,7 +205,9 @@ class Store:
             ).all()
             evs = (
                 await conn.execute(
-                    select(events).where(events.c.submission_id == submission_id).order_by(events.c.id)
+                    select(events)
+                    .where(events.c.submission_id == submission_id)
+                    .order_by(events.c.id)
                 )
             ).all()
             atts = await self._attachments(conn, submission_id)
@@ -238,7 +241,9 @@ class Store:
             attachments=atts,
         )
 
-    async def _attachments(self, conn: AsyncConnection, submission_id: str) -> list[AttachmentRecord]:
+    async def _attachments(
+        self, conn: AsyncConnection, submission_id: str
+    ) -> list[AttachmentRecord]:
         rows = (
             await conn.execute(
                 select(attachments)

@@ -38,7 +38,9 @@ async def test_published_items_are_received_once_and_acked(broker: Broker) -> No
     published = items(5)
     await broker.publish(published)
     leases = await drain(broker, 5)
-    assert sorted(lease.item.delivery_id for lease in leases) == sorted(i.delivery_id for i in published)
+    assert sorted(lease.item.delivery_id for lease in leases) == sorted(
+        i.delivery_id for i in published
+    )
     assert {lease.attempt for lease in leases} == {1}
     for lease in leases:
         await broker.ack(lease)

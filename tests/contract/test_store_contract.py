@@ -20,7 +20,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield s
 
 
-def new_submission(message_uuid: str | None = None, xml: bytes = b"<a/>", destinations: int = 2) -> NewSubmission:
+def new_submission(
+    message_uuid: str | None = None, xml: bytes = b"<a/>", destinations: int = 2
+) -> NewSubmission:
     sid = str(uuid.uuid4())
     return NewSubmission(
         id=sid,
@@ -35,7 +37,9 @@ def new_submission(message_uuid: str | None = None, xml: bytes = b"<a/>", destin
         leika=None,
         config_version="v1",
         xml=xml,
-        deliveries=[NewDelivery(str(uuid.uuid4()), f"dest-{i}", "filedrop") for i in range(destinations)],
+        deliveries=[
+            NewDelivery(str(uuid.uuid4()), f"dest-{i}", "filedrop") for i in range(destinations)
+        ],
         attachments=[AttachmentRecord("plan.pdf", "application/pdf", "ab" * 32, 12)],
     )
 
@@ -82,7 +86,13 @@ async def test_delivery_outcomes_are_recorded_as_events(store: Store) -> None:
     await store.record_dead(bad, "gave up")
     view = await store.submission(new.id)
     kinds = [e.kind for e in view.events]
-    assert kinds == ["accepted", "delivery.attempt", "delivery.delivered", "delivery.retry", "delivery.dead"]
+    assert kinds == [
+        "accepted",
+        "delivery.attempt",
+        "delivery.delivered",
+        "delivery.retry",
+        "delivery.dead",
+    ]
     states = {d.destination: (d.state, d.receipt_reference, d.problem) for d in view.deliveries}
     assert states == {"dest-0": ("delivered", "AZ-1", None), "dest-1": ("dead", None, "gave up")}
     assert view.status == "partially-dead"

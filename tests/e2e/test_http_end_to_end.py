@@ -18,7 +18,9 @@ ADMIN = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"}
 XML = {**SENDER, "Content-Type": "application/xml"}
 
 
-def wait_settled(client: httpx.Client, location: str, headers: dict[str, str], timeout: float = 20) -> dict[str, Any]:
+def wait_settled(
+    client: httpx.Client, location: str, headers: dict[str, str], timeout: float = 20
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         view: dict[str, Any] = client.get(location, headers=headers).json()
@@ -32,8 +34,14 @@ def test_two_municipalities_are_delivered_to_their_own_destinations(
 ) -> None:
     out = config_dir.parent / "out"
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
-        stuttgart = client.post("/v1/submissions", content=sample("hundesteuer/valid/anmeldung-stuttgart.xml"), headers=XML)
-        koeln = client.post("/v1/submissions", content=sample("hundesteuer/valid/anmeldung-koeln.xml"), headers=XML)
+        stuttgart = client.post(
+            "/v1/submissions",
+            content=sample("hundesteuer/valid/anmeldung-stuttgart.xml"),
+            headers=XML,
+        )
+        koeln = client.post(
+            "/v1/submissions", content=sample("hundesteuer/valid/anmeldung-koeln.xml"), headers=XML
+        )
         assert stuttgart.status_code == 202, stuttgart.text
         assert koeln.status_code == 202, koeln.text
         assert stuttgart.headers["location"] == stuttgart.json()["links"]["self"]
@@ -44,25 +52,38 @@ def test_two_municipalities_are_delivered_to_their_own_destinations(
     assert s_view["recipient"] == {"kennung": "ags:08111000", "municipality": "08111000"}
     (s_delivery,) = s_view["deliveries"]
     assert s_delivery["destination"] == "stuttgart-steueramt"
-    assert [e["kind"] for e in s_view["events"]] == ["accepted", "delivery.attempt", "delivery.delivered"]
+    assert [e["kind"] for e in s_view["events"]] == [
+        "accepted",
+        "delivery.attempt",
+        "delivery.delivered",
+    ]
 
-    assert sorted(d["destination"] for d in k_view["deliveries"]) == ["koeln-archiv", "koeln-steuer"]
+    assert sorted(d["destination"] for d in k_view["deliveries"]) == [
+        "koeln-archiv",
+        "koeln-steuer",
+    ]
     for delivery in [s_delivery, *k_view["deliveries"]]:
         folder = out / delivery["destination"]
         xml = (folder / f"{delivery['id']}.xml").read_bytes()
         meta = json.loads((folder / f"{delivery['id']}.json").read_text())
         assert meta["delivery_id"] == delivery["id"]
         assert xml.startswith(b"<?xml")
-    assert list((out / "stuttgart-steueramt").glob("*.xml")) == [out / "stuttgart-steueramt" / f"{s_delivery['id']}.xml"]
+    assert list((out / "stuttgart-steueramt").glob("*.xml")) == [
+        out / "stuttgart-steueramt" / f"{s_delivery['id']}.xml"
+    ]
     assert not (out / "bw-hundesteuer").exists()
 
 
-def test_same_message_again_returns_first_answer_and_other_content_conflicts(gateway: GatewayProcess) -> None:
+def test_same_message_again_returns_first_answer_and_other_content_conflicts(
+    gateway: GatewayProcess,
+) -> None:
     body = sample("hundesteuer/valid/anmeldung-muenchen.xml")
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         first = client.post("/v1/submissions", content=body, headers=XML)
         again = client.post("/v1/submissions", content=body, headers=XML)
-        changed = client.post("/v1/submissions", content=body.replace(b"</hs:", b" </hs:", 1), headers=XML)
+        changed = client.post(
+            "/v1/submissions", content=body.replace(b"</hs:", b" </hs:", 1), headers=XML
+        )
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"]
     assert changed.status_code == 409
@@ -70,10 +91,15 @@ def test_same_message_again_returns_first_answer_and_other_content_conflicts(gat
     assert changed.json()["type"].endswith("/duplicate-conflict")
 
 
-def test_multipart_attachments_are_stored_hashed_and_delivered(gateway: GatewayProcess, config_dir: Path) -> None:
+def test_multipart_attachments_are_stored_hashed_and_delivered(
+    gateway: GatewayProcess, config_dir: Path
+) -> None:
     plan = b"%PDF-1.4 " + bytes(range(256)) * 4000
     files = [
-        ("message", ("antrag.xml", sample("hundesteuer/valid/anmeldung-nuertingen.xml"), "application/xml")),
+        (
+            "message",
+            ("antrag.xml", sample("hundesteuer/valid/anmeldung-nuertingen.xml"), "application/xml"),
+        ),
         ("attachment", ("Kaufvertrag.pdf", plan, "application/pdf")),
         ("attachment", ("foto.jpg", b"\xff\xd8\xff jpeg", "image/jpeg")),
     ]
@@ -91,14 +117,20 @@ def test_multipart_attachments_are_stored_hashed_and_delivered(gateway: GatewayP
     assert (folder / "Kaufvertrag.pdf").read_bytes() == plan
 
 
-def test_only_the_submitting_sender_or_an_admin_reads_a_submission(gateway: GatewayProcess, config_dir: Path) -> None:
+def test_only_the_submitting_sender_or_an_admin_reads_a_submission(
+    gateway: GatewayProcess, config_dir: Path
+) -> None:
     other = hashlib.sha256(b"other-token").hexdigest()
     # A second sender is configured by a new file; the running gateway reloads on request.
-    (config_dir / "other.yaml").write_text(f"senders:\n  other-portal: {{token_sha256: '{other}'}}\n")
+    (config_dir / "other.yaml").write_text(
+        f"senders:\n  other-portal: {{token_sha256: '{other}'}}\n"
+    )
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         assert client.post("/v1/admin/config/reload", headers=SENDER).status_code == 403
         assert client.post("/v1/admin/config/reload", headers=ADMIN).status_code == 200
-        resp = client.post("/v1/submissions", content=sample("bewohnerparken/valid/antrag-koeln.xml"), headers=XML)
+        resp = client.post(
+            "/v1/submissions", content=sample("bewohnerparken/valid/antrag-koeln.xml"), headers=XML
+        )
         location = resp.headers["location"]
         assert client.get(location, headers=SENDER).status_code == 200
         assert client.get(location, headers=ADMIN).status_code == 200
@@ -111,24 +143,47 @@ def test_only_the_submitting_sender_or_an_admin_reads_a_submission(gateway: Gate
 
 def test_invalid_messages_get_problem_details(gateway: GatewayProcess) -> None:
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
-        invalid = client.post("/v1/submissions", content=sample("hundesteuer/invalid/bad-postleitzahl.xml"), headers=XML)
-        unknown = client.post("/v1/submissions", content=sample("hundesteuer/invalid/unknown-recipient.xml"), headers=XML)
-        wrong_type = client.post("/v1/submissions", content=b"{}", headers={**SENDER, "Content-Type": "application/json"})
-        unauthenticated = client.post("/v1/submissions", content=b"<a/>", headers={"Content-Type": "application/xml"})
+        invalid = client.post(
+            "/v1/submissions",
+            content=sample("hundesteuer/invalid/bad-postleitzahl.xml"),
+            headers=XML,
+        )
+        unknown = client.post(
+            "/v1/submissions",
+            content=sample("hundesteuer/invalid/unknown-recipient.xml"),
+            headers=XML,
+        )
+        wrong_type = client.post(
+            "/v1/submissions", content=b"{}", headers={**SENDER, "Content-Type": "application/json"}
+        )
+        unauthenticated = client.post(
+            "/v1/submissions", content=b"<a/>", headers={"Content-Type": "application/xml"}
+        )
     assert invalid.status_code == 422
     body = invalid.json()
     assert body["type"].endswith("/invalid-message")
     (error,) = body["errors"]
-    assert error["path"].endswith("xgb:postleitzahl") and error["line"] > 1 and "7011" in error["message"]
+    assert (
+        error["path"].endswith("xgb:postleitzahl")
+        and error["line"] > 1
+        and "7011" in error["message"]
+    )
     assert unknown.status_code == 422 and "99999999" in unknown.json()["detail"]
     assert wrong_type.status_code == 415
-    assert unauthenticated.status_code == 401 and unauthenticated.headers["www-authenticate"] == "Bearer"
+    assert (
+        unauthenticated.status_code == 401
+        and unauthenticated.headers["www-authenticate"] == "Bearer"
+    )
 
 
-def test_no_route_is_a_clear_problem_and_stores_nothing(gateway: GatewayProcess, config_dir: Path) -> None:
+def test_no_route_is_a_clear_problem_and_stores_nothing(
+    gateway: GatewayProcess, config_dir: Path
+) -> None:
     # Bewohnerparken for Nürtingen (Kreis Esslingen is routed, but only for 08116 ...):
     # take the Stuttgart sample and send it to Berlin, which has no route at all.
-    body = sample("bewohnerparken/valid/antrag-stuttgart.xml").replace(b"ags:08111000", b"ags:11000000")
+    body = sample("bewohnerparken/valid/antrag-stuttgart.xml").replace(
+        b"ags:08111000", b"ags:11000000"
+    )
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         resp = client.post("/v1/submissions", content=body, headers=XML)
     assert resp.status_code == 422
@@ -141,6 +196,10 @@ def test_operations_endpoints(gateway: GatewayProcess) -> None:
         assert client.get("/healthz").json() == {"status": "alive"}
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
-        client.post("/v1/submissions", content=sample("hundesteuer/valid/abmeldung-muenchen.xml"), headers=XML)
+        client.post(
+            "/v1/submissions",
+            content=sample("hundesteuer/valid/abmeldung-muenchen.xml"),
+            headers=XML,
+        )
         assert "xoev_gateway_submissions_accepted_total" in client.get("/metrics").text
         assert client.get("/openapi.json").json()["info"]["title"] == "xoev-gateway"

@@ -66,7 +66,9 @@ def test_missing_catalog_url_is_named_and_never_fetched(tmp_path: Path) -> None:
 
 def test_xbau_baugenehmigung_antrag_validates(xbau_catalog: Path) -> None:
     registry = SchemaRegistry.load([xbau_catalog])
-    body = (Path(__file__).parents[1] / "data" / "xbau" / "baugenehmigung.antrag.0200.xml").read_bytes()
+    body = (
+        Path(__file__).parents[1] / "data" / "xbau" / "baugenehmigung.antrag.0200.xml"
+    ).read_bytes()
     tree = parse_untrusted(body)
     schema_set = registry.identify(tree.getroot())
     assert schema_set.id == "xbau-2.6"

@@ -91,7 +91,10 @@ def test_tokens_are_compared_hashed(tmp_path: Path) -> None:
             r"routes.yaml:4: routes\.0\.destinations\.1: unknown destination 'zz'",
         ),
         ("routes: [\n  {municipality: '08'\n", r"routes.yaml:3: invalid YAML"),
-        ("senders:\n  p: {token_sha256: plain-secret}\n", r"routes.yaml:2: senders\.p\.token_sha256"),
+        (
+            "senders:\n  p: {token_sha256: plain-secret}\n",
+            r"routes.yaml:2: senders\.p\.token_sha256",
+        ),
     ],
 )
 def test_config_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -110,4 +113,7 @@ def test_names_must_be_unique_across_files(tmp_path: Path) -> None:
 def test_shipped_example_config_loads() -> None:
     cfg = load_config(Path(__file__).parents[2] / "deploy" / "config")
     assert cfg.resolve("08111000", ("hundesteuer.anmeldung.0101",)) == ("stuttgart-steueramt",)
-    assert cfg.resolve("05315000", ("bewohnerparken.antrag.0201",)) == ("koeln-steuer", "koeln-archiv")
+    assert cfg.resolve("05315000", ("bewohnerparken.antrag.0201",)) == (
+        "koeln-steuer",
+        "koeln-archiv",
+    )

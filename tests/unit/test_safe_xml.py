@@ -33,7 +33,11 @@ HOSTILE = {
     ),
     "deep-nesting": (b"<a>" * 100_000 + b"</a>" * 100_000, MalformedXml, "nesting deeper"),
     "not-xml": (b"%PDF-1.7 this is not XML", MalformedXml, "Start tag expected"),
-    "broken-utf8": (b'<?xml version="1.0" encoding="UTF-8"?><a>\xc3\x28</a>', MalformedXml, "encoding"),
+    "broken-utf8": (
+        b'<?xml version="1.0" encoding="UTF-8"?><a>\xc3\x28</a>',
+        MalformedXml,
+        "encoding",
+    ),
     "undeclared-entity": (b"<a>&boom;</a>", MalformedXml, "Entity 'boom' not defined"),
     "empty": (b"  \n", MalformedXml, "empty"),
 }

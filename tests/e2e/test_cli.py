@@ -1,0 +1,79 @@
+"""The ``xoev-gateway`` command as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.gateway_process import REPO
+
+XBAU_INSTANCE = REPO / "tests" / "data" / "xbau" / "baugenehmigung.antrag.0200.xml"
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_validate_xbau_instance_passes(xbau_catalog: Path) -> None:
+    result = run("validate", "--schemas", str(xbau_catalog), str(XBAU_INSTANCE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid xbau-2.6 baugenehmigung.antrag.0200" in result.stdout
+    assert "recipient=08116049" in result.stdout
+
+
+def test_validate_broken_xbau_copy_reports_xpath_and_line(
+    xbau_catalog: Path, tmp_path: Path
+) -> None:
+    text = XBAU_INSTANCE.read_text(encoding="utf-8")
+    # Break an element deep inside: an xs:dateTime that is no date.
+    start = text.index("<erstellungszeitpunkt>") + len("<erstellungszeitpunkt>")
+    end = text.index("</erstellungszeitpunkt>")
+    broken = tmp_path / "broken.xml"
+    broken.write_text(text[:start] + "gestern" + text[end:], encoding="utf-8")
+    line = text[:start].count("\n") + 1
+    result = run("validate", "--schemas", str(xbau_catalog), str(broken))
+    assert result.returncode == 2
+    assert (
+        f"{broken}:{line}: /xbau:baugenehmigung.antrag.0200/nachrichtenkopf.g2g/identifikation.nachricht/erstellungszeitpunkt:"
+        in result.stdout
+    ), result.stdout
+    assert "gestern" in result.stdout
+
+
+def test_validate_reports_each_file(tmp_path: Path) -> None:
+    samples = REPO / "schemas" / "samples" / "hundesteuer"
+    result = run(
+        "validate",
+        str(samples / "valid" / "anmeldung-koeln.xml"),
+        str(samples / "invalid" / "unknown-recipient.xml"),
+    )
+    assert result.returncode == 2
+    assert "anmeldung-koeln.xml: valid hundesteuer-1.0" in result.stdout
+    assert "unknown-recipient.xml: unknown-recipient: recipient 'ags:99999999'" in result.stdout
+
+
+def test_config_check_names_the_problem_in_one_line(config_dir: Path) -> None:
+    ok = run("config", "check", "--config", str(config_dir))
+    assert ok.returncode == 0 and "ok (version" in ok.stdout
+    routes = config_dir / "routes.yaml"
+    routes.write_text(routes.read_text().replace("adapter: filedrop", "adapter: fildrop", 1))
+    bad = run("config", "check", "--config", str(config_dir))
+    assert bad.returncode == 6
+    (line,) = bad.stderr.strip().splitlines()
+    assert line.startswith(f"error: {routes}:")
+    assert "destinations.bw-hundesteuer.adapter: unknown adapter 'fildrop'" in line
+
+
+def test_demo_accepts_rejects_and_delivers(tmp_path: Path) -> None:
+    result = run("demo", "--workdir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rejected" in result.stdout and "accepted" in result.stdout
+    delivered = sorted(p.parent.name for p in (tmp_path / "demo" / "out").glob("*/*.xml"))
+    assert delivered.count("koeln-archiv") == 2 and "stuttgart-steueramt" in delivered
