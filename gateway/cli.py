@@ -45,9 +45,18 @@ def _settings(config: Path | None = None, schemas: list[Path] | None = None) -> 
     return settings
 
 
-def _run_server(settings: Settings, *, run_worker: bool) -> None:
+Host = Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")]
+Port = Annotated[int | None, typer.Option(help="Port (default 8080).")]
+
+
+def _run_server(
+    config: Path | None, host: str | None, port: int | None, *, run_worker: bool
+) -> None:
     from gateway.api.app import create_app
 
+    settings = _settings(config)
+    settings.host = host or settings.host
+    settings.port = port or settings.port
     try:
         uvicorn.run(
             create_app(settings, run_worker=run_worker),
@@ -61,29 +70,15 @@ def _run_server(settings: Settings, *, run_worker: bool) -> None:
 
 
 @app.command()
-def serve(
-    config: ConfigDir = None,
-    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port.")] = None,
-) -> None:
+def serve(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
     """Run the API and a worker in one process (the embedded default)."""
-    settings = _settings(config)
-    settings.host = host or settings.host
-    settings.port = port or settings.port
-    _run_server(settings, run_worker=True)
+    _run_server(config, host, port, run_worker=True)
 
 
 @app.command()
-def api(
-    config: ConfigDir = None,
-    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port.")] = None,
-) -> None:
+def api(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
     """Run only the API (scale it out; run workers separately)."""
-    settings = _settings(config)
-    settings.host = host or settings.host
-    settings.port = port or settings.port
-    _run_server(settings, run_worker=False)
+    _run_server(config, host, port, run_worker=False)
 
 
 @app.command()

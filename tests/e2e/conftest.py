@@ -9,9 +9,17 @@ from tests.support.gateway_process import GatewayProcess, gateway_env
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, config_dir: Path) -> Iterator[GatewayProcess]:
+def gateway_settings() -> dict[str, str]:
+    """Extra ``XOEV_GATEWAY_*`` environment for the ``gateway`` fixture; override per module."""
+    return {"XOEV_GATEWAY_POLL_SECONDS": "0.2"}
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, config_dir: Path, gateway_settings: dict[str, str]
+) -> Iterator[GatewayProcess]:
     """``xoev-gateway serve`` as a real process on a free port, with the example config."""
-    env = gateway_env(tmp_path / "data", config_dir, XOEV_GATEWAY_POLL_SECONDS="0.2")
+    env = gateway_env(tmp_path / "data", config_dir, **gateway_settings)
     proc = GatewayProcess("serve", env, tmp_path / "serve.log")
     try:
         proc.wait_ready()

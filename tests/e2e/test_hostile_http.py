@@ -45,27 +45,17 @@ CASES: list[tuple[str, bytes, int, str]] = [
 
 
 @pytest.fixture
-def small_gateway(tmp_path, config_dir) -> Iterator[GatewayProcess]:  # type: ignore[no-untyped-def]
-    from tests.support.gateway_process import gateway_env
-
-    env = gateway_env(
-        tmp_path / "data",
-        config_dir,
-        XOEV_GATEWAY_MAX_XML_BYTES=str(10 * 1024 * 1024),
-        XOEV_GATEWAY_MAX_BODY_BYTES=str(20 * 1024 * 1024),
-    )
-    proc = GatewayProcess("serve", env, tmp_path / "serve.log")
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
+def gateway_settings() -> dict[str, str]:
+    return {
+        "XOEV_GATEWAY_MAX_XML_BYTES": str(10 * 1024 * 1024),
+        "XOEV_GATEWAY_MAX_BODY_BYTES": str(20 * 1024 * 1024),
+    }
 
 
-def test_hostile_bodies_are_refused_fast_with_bounded_memory(small_gateway: GatewayProcess) -> None:
-    with httpx.Client(base_url=small_gateway.url, timeout=30) as client:
+def test_hostile_bodies_are_refused_fast_with_bounded_memory(gateway: GatewayProcess) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
         client.post("/v1/submissions", content=b"<warm-up/>", headers=XML)
-        before = small_gateway.peak_rss_kib()
+        before = gateway.peak_rss_kib()
         for name, body, status, slug in CASES:
             started = time.monotonic()
             resp = client.post("/v1/submissions", content=body, headers=XML)
@@ -95,5 +85,5 @@ def test_hostile_bodies_are_refused_fast_with_bounded_memory(small_gateway: Gate
             headers={**XML, "Content-Type": "multipart/form-data; boundary=x"},
         )
         assert streamed.status_code == 413
-        growth_mib = (small_gateway.peak_rss_kib() - before) / 1024
+        growth_mib = (gateway.peak_rss_kib() - before) / 1024
     assert growth_mib < RSS_BOUND_MIB, f"peak RSS grew by {growth_mib:.1f} MiB"
