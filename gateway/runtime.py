@@ -52,7 +52,11 @@ class Runtime:
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
         config = load_config(settings.config_dir)
-        store = Store.from_url(settings.store_url, sqlite_synchronous=settings.sqlite_synchronous)
+        store = Store.from_url(
+            settings.store_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_busy_seconds=settings.sqlite_busy_seconds,
+        )
         await store.migrate()
         broker = make_broker(settings, store)
         await broker.start()

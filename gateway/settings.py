@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; default: SQLite in ``data_dir``. PostgreSQL: postgresql+asyncpg://…"""
     broker: Literal["embedded", "rabbitmq"] = "embedded"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    sqlite_busy_seconds: float = Field(default=30.0, gt=0)
+    """How long a write waits for the SQLite lock before the API answers 503."""
     schema_dirs: list[Path] = []
     """Extra schema catalog directories, on top of the shipped ``schemas/``."""
     municipality_list: Path = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"

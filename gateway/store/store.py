@@ -30,9 +30,11 @@ from gateway.store.records import (
 from gateway.store.tables import attachments, deliveries, events, submissions, work_items
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+def make_engine(
+    url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_seconds: float = 30.0
+) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": sqlite_busy_seconds})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -42,7 +44,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(sqlite_busy_seconds * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -66,8 +68,14 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def from_url(cls, url: str, *, sqlite_synchronous: str = "FULL") -> Store:
-        return cls(make_engine(url, sqlite_synchronous=sqlite_synchronous))
+    def from_url(
+        cls, url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_seconds: float = 30.0
+    ) -> Store:
+        return cls(
+            make_engine(
+                url, sqlite_synchronous=sqlite_synchronous, sqlite_busy_seconds=sqlite_busy_seconds
+            )
+        )
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:
