@@ -388,3 +388,18 @@ def test_xbau_empty_element_breaks_sch_xbau_gen_001(xbau_rules_catalog: Path) ->
         error.path == "/xbau:baugenehmigung.antrag.0200[1]/nachrichtenkopf.g2g[1]/leser[1]/name[1]"
     )
     assert error.line == 26
+
+
+def test_a_dynamic_error_in_a_rule_is_a_registry_error_naming_the_file(
+    compiler: SchematronCompiler, tmp_path: Path
+) -> None:
+    # A rule that cannot be evaluated is the rule set's fault, not the sender's: it is not
+    # reported as an invalid message.
+    with pytest.raises(SchemaRegistryError, match=r"rules\.sch failed at run time: Invalid date"):
+        run(
+            compiler,
+            tmp_path,
+            '<sch:pattern><sch:rule context="o:item">'
+            '<sch:assert test="xs:date(.) gt current-date()">m</sch:assert>'
+            "</sch:rule></sch:pattern>",
+        )
