@@ -13,6 +13,7 @@ fetched from the network, and lists schema sets::
         schema: hundesteuer/hundesteuer.xsd
         messages: [hundesteuer.anmeldung.0101]   # root elements; empty = any
         leika: "99108008001000"        # optional LeiKa key of the service
+        schematron: [hundesteuer/hundesteuer.sch]  # optional business rules, run after XSD
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import ErrorDetail, InvalidMessage, SchemaRegistryError, UnknownMessageType
+from gateway.intake.schematron import Schematron, SchematronCompiler
 
 
 class SchemaSetEntry(BaseModel):
@@ -38,6 +40,7 @@ class SchemaSetEntry(BaseModel):
     version: str | None = None
     messages: list[str] = []
     leika: str | None = Field(default=None, pattern=r"^\d{14}$")
+    schematron: list[str] = []
 
 
 class CatalogFile(BaseModel):
@@ -77,18 +80,31 @@ class SchemaSet:
     leika: str | None
     path: Path
     schema: etree.XMLSchema = field(repr=False)
+    rules: tuple[Schematron, ...] = field(default=(), repr=False)
 
     def validate(self, tree: etree._ElementTree) -> None:
-        if self.schema.validate(tree):
-            return
+        """XSD first; the business rules only run on a schema-valid message."""
+        if not self.schema.validate(tree):
+            errors = [
+                ErrorDetail(path=e.path or "/", line=e.line or None, message=e.message)
+                for e in self.schema.error_log
+            ]
+            count = len(errors)
+            raise InvalidMessage(
+                f"{count} schema violation{'s' if count != 1 else ''} against {self.id}", errors
+            )
         errors = [
-            ErrorDetail(path=e.path or "/", line=e.line or None, message=e.message)
-            for e in self.schema.error_log
+            ErrorDetail(f.path, f.line, f"[{f.id}] {f.message}" if f.id else f.message)
+            for rules in self.rules
+            for f in rules.check(tree)
+            if f.blocking
         ]
-        count = len(errors)
-        raise InvalidMessage(
-            f"{count} schema violation{'s' if count != 1 else ''} against {self.id}", errors
-        )
+        if errors:
+            count = len(errors)
+            raise InvalidMessage(
+                f"{count} business-rule violation{'s' if count != 1 else ''} against {self.id}",
+                errors,
+            )
 
 
 class SchemaRegistry:
@@ -122,7 +138,9 @@ class SchemaRegistry:
                 urls[url] = (directory / rel).resolve()
             entries.extend((directory, e) for e in catalog.schema_sets)
         resolver = _CatalogResolver(urls)
-        return cls(_compile(directory, entry, resolver) for directory, entry in entries)
+        # One Saxon processor for all rule sets, and only if some schema set has rules.
+        compiler = SchematronCompiler() if any(e.schematron for _, e in entries) else None
+        return cls(_compile(directory, entry, resolver, compiler) for directory, entry in entries)
 
     def identify(self, root: etree._Element) -> SchemaSet:
         qname = etree.QName(root)
@@ -146,7 +164,12 @@ class SchemaRegistry:
         return None
 
 
-def _compile(directory: Path, entry: SchemaSetEntry, resolver: _CatalogResolver) -> SchemaSet:
+def _compile(
+    directory: Path,
+    entry: SchemaSetEntry,
+    resolver: _CatalogResolver,
+    compiler: SchematronCompiler | None,
+) -> SchemaSet:
     path = (directory / entry.schema_file).resolve()
     # Schemas are trusted operator input: they may need their own DTD (xmldsig has one),
     # but still never the network.
@@ -159,6 +182,13 @@ def _compile(directory: Path, entry: SchemaSetEntry, resolver: _CatalogResolver)
         raise
     except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
         raise SchemaRegistryError(f"schema set {entry.id} ({path}): {exc}") from None
+    rules: list[Schematron] = []
+    for rel in entry.schematron:
+        assert compiler is not None  # built by load() whenever an entry lists rules
+        try:
+            rules.append(compiler.compile((directory / rel).resolve()))
+        except SchemaRegistryError as exc:
+            raise SchemaRegistryError(f"schema set {entry.id}: {exc.detail}") from None
     return SchemaSet(
         id=entry.id,
         namespace=entry.namespace,
@@ -167,4 +197,5 @@ def _compile(directory: Path, entry: SchemaSetEntry, resolver: _CatalogResolver)
         leika=entry.leika,
         path=path,
         schema=schema,
+        rules=tuple(rules),
     )
