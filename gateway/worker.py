@@ -194,10 +194,14 @@ class Worker:
         await self.broker.dead_letter(lease, reason)
 
     def _payload(self, config: GatewayConfig, job: DeliveryJob) -> Payload | None:
-        mapping = config.mappings.effective(job.municipality, job.message_type, job.destination)
-        if mapping is None or job.xml is None:
+        if (
+            job.xml is None
+            or config.mappings.effective(job.municipality, job.message_type, job.destination)
+            is None
+        ):
             return None
-        return mapping.apply(parse_untrusted(job.xml))
+        tree = parse_untrusted(job.xml)
+        return config.mappings.payload(job.municipality, job.message_type, job.destination, tree)
 
     def _delivery(self, job: DeliveryJob, lease: Lease, payload: Payload | None) -> Delivery:
         assert job.xml is not None

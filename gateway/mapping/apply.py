@@ -209,17 +209,19 @@ def _flatten(value: JsonValue, prefix: str) -> list[tuple[str, str]]:
 def _to_xml(parent: etree._Element, data: dict[str, JsonValue], ns: str | None) -> None:
     for key, value in data.items():
         for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, XmlFragment):
+                # The XSLT's result element takes the field's place (it names itself).
+                try:
+                    parent.append(parse_untrusted(item.encode()).getroot())
+                except GatewayError as exc:
+                    raise MappingError(f"field '{key}': XSLT result: {exc.detail}") from None
+                continue
             try:
                 child = etree.SubElement(parent, etree.QName(ns, key).text)
             except ValueError:
                 raise MappingError(f"field '{key}' is no valid XML element name") from None
             if isinstance(item, dict):
                 _to_xml(child, item, ns)
-            elif isinstance(item, XmlFragment):
-                try:
-                    child.append(parse_untrusted(item.encode()).getroot())
-                except GatewayError as exc:
-                    raise MappingError(f"field '{key}': XSLT result: {exc.detail}") from None
             elif isinstance(item, bool):
                 child.text = "true" if item else "false"
             elif item is not None:

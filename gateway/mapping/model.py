@@ -106,7 +106,9 @@ class MappingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: str = Field(description="Message type (root element name)")
-    municipality: str = Field(default="*", description="'*' or a key of 2, 3, 5, 8 or 12 digits")
+    municipality: str = Field(
+        default="*", validate_default=True, description="'*' or a key of 2, 3, 5, 8 or 12 digits"
+    )
     destination: str | None = Field(default=None, description="Only for this destination")
     format: Literal["json", "xml", "keyvalue"] | None = None
     xml_root: str | None = Field(default=None, description="Root element name for format xml")

@@ -119,6 +119,13 @@ class MappingTable:
         self._cache[key] = found
         return found
 
+    def payload(
+        self, municipality: str, service: str, destination: str, tree: etree._ElementTree
+    ) -> Payload | None:
+        """What ``destination`` receives for this message: one code path for worker and preview."""
+        mapping = self.effective(municipality, service, destination)
+        return mapping.apply(tree) if mapping is not None else None
+
     def _merge(self, ags: str, service: str, destination: str) -> EffectiveMapping | None:
         layers = [
             layer

@@ -162,6 +162,13 @@ class GatewayConfig:
         return None
 
 
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of one configuration file, for editors (``xoev-gateway config schema``)."""
+    schema = ConfigFile.model_json_schema()
+    schema["title"] = "xoev-gateway configuration file"
+    return schema
+
+
 def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayConfig:
     """Load and check every ``*.yaml`` in ``directory``.
 
