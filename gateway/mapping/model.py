@@ -20,9 +20,17 @@ A field is exactly one of ``xpath``, ``const``, ``template``, ``items``, ``field
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 Scalar = str | int | float | bool | None
 
@@ -47,6 +55,15 @@ class ValueMap(BaseModel):
         return "default" in self.model_fields_set
 
 
+def _xpath_shorthand(value: Any) -> Any:
+    # A plain string is an XPath. Converted before validation (instead of a union type)
+    # so that errors name the key, not pydantic's union members.
+    return {"xpath": value} if isinstance(value, str) else value
+
+
+FieldValue = Annotated["FieldSpec | None", BeforeValidator(_xpath_shorthand)]
+
+
 class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,7 +76,7 @@ class FieldSpec(BaseModel):
     items: str | None = Field(
         default=None, description="XPath of repeated nodes: a list (of objects with 'fields')"
     )
-    fields: dict[str, FieldSpec | str | None] | None = Field(
+    fields: dict[str, FieldValue] | None = Field(
         default=None, description="Nested object (relative to each of 'items' if given)"
     )
     xslt: str | None = Field(
@@ -113,7 +130,7 @@ class MappingConfig(BaseModel):
     format: Literal["json", "xml", "keyvalue"] | None = None
     xml_root: str | None = Field(default=None, description="Root element name for format xml")
     xml_namespace: str | None = None
-    fields: dict[str, FieldSpec | str | None] = {}
+    fields: dict[str, FieldValue] = {}
 
     @field_validator("municipality")
     @classmethod
@@ -126,3 +143,17 @@ class MappingConfig(BaseModel):
 
 
 FieldSpec.model_rebuild()
+
+
+def allow_xpath_shorthand(schema: Any) -> Any:
+    """JSON Schema: where a field spec may stand, a plain string (an XPath) may too."""
+    if isinstance(schema, dict):
+        any_of = schema.get("anyOf")
+        if isinstance(any_of, list) and {"$ref": "#/$defs/FieldSpec"} in any_of:
+            any_of.insert(1, {"type": "string", "description": "XPath of the value"})
+        for value in schema.values():
+            allow_xpath_shorthand(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            allow_xpath_shorthand(value)
+    return schema

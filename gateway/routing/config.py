@@ -36,7 +36,7 @@ from gateway.adapter_registry import AdapterClass, load_adapter_class
 from gateway.errors import ConfigError
 from gateway.intake.routing_keys import ars_to_ags
 from gateway.mapping.codelists import CodeLists
-from gateway.mapping.model import MappingConfig
+from gateway.mapping.model import MappingConfig, allow_xpath_shorthand
 from gateway.mapping.table import MappingSource, MappingSourceError, MappingTable, build_table
 from gateway.routing.yaml_lines import line_of
 from gateway.sdk import AdapterSettings
@@ -165,7 +165,7 @@ class GatewayConfig:
 
 def config_json_schema() -> dict[str, Any]:
     """JSON Schema of one configuration file, for editors (``xoev-gateway config schema``)."""
-    schema = ConfigFile.model_json_schema()
+    schema: dict[str, Any] = allow_xpath_shorthand(ConfigFile.model_json_schema())
     schema["title"] = "xoev-gateway configuration file"
     return schema
 
@@ -182,7 +182,7 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
     # Generated configs (e.g. for thousands of municipalities) may be JSON: same schema,
     # parsed ~50x faster than YAML.
-    files += sorted(directory.glob("*.json"))
+    files += sorted(p for p in directory.glob("*.json") if not p.name.endswith(".schema.json"))
     if not files:
         raise ConfigError(f"{directory}: no *.yaml configuration files")
     senders: dict[str, tuple[str, SenderConfig]] = {}
