@@ -246,3 +246,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# Mapping commands live in their own module; importing it registers them on ``app``.
+from gateway import cli_mapping  # noqa: E402, F401

@@ -18,7 +18,8 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   └── Forbidden                   403
     ├── NotFound                        404
     ├── Unavailable                     503  durability cannot be guaranteed now
-    ├── ConfigError                          refused configuration (file, key, cause)
+    ├── ConfigError                     422  refused configuration (file, key, cause)
+    ├── MappingError                    422  a mapping cannot be applied to this message
     └── SchemaRegistryError                  schema set cannot be loaded
 """
 
@@ -150,9 +151,19 @@ class Unavailable(GatewayError):
 
 
 class ConfigError(GatewayError):
+    status = 422
     slug = "config"
     title = "Configuration refused"
     exit_code = 6
+
+
+class MappingError(GatewayError):
+    """The effective mapping cannot turn this message into a payload (a permanent problem)."""
+
+    status = 422
+    slug = "mapping"
+    title = "Mapping failed"
+    exit_code = 8
 
 
 class SchemaRegistryError(GatewayError):

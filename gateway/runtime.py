@@ -90,6 +90,15 @@ class Runtime:
         log.info("configuration %s active", config.version)
         return config
 
+    def reload_or_keep(self) -> bool:
+        """Reload for SIGHUP: a refused config is logged and the running one stays active."""
+        try:
+            self.reload_config()
+        except GatewayError as exc:
+            log.error("config reload refused, %s stays active: %s", self.config.version, exc.detail)
+            return False
+        return True
+
     async def accept(
         self, body: bytes, sender: str, attachments: list[AttachmentRecord]
     ) -> tuple[str, bool]:

@@ -89,7 +89,12 @@ class Delivery:
     attempt: int
     xml: bytes
     payload: Mapping[str, Any] | None = None
+    """The destination's effective mapping applied to ``xml``; None if it has no mapping."""
     attachments: Sequence[Attachment] = field(default_factory=tuple)
+    payload_format: str | None = None
+    """``json``, ``xml`` or ``keyvalue``: the format the mapping renders ``payload_body`` in."""
+    payload_body: bytes | None = None
+    """``payload`` rendered in ``payload_format``, ready to send (JSON text, XML, key=value)."""
 
 
 S = TypeVar("S", bound=AdapterSettings)

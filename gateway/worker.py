@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.broker.base import Broker, Lease
+from gateway.errors import GatewayError
+from gateway.intake.safe_xml import parse_untrusted
+from gateway.mapping.apply import Payload
 from gateway.routing.config import Destination, GatewayConfig
 from gateway.sdk import (
     Adapter,
@@ -135,11 +138,19 @@ class Worker:
             await self.store.record_dead(job, reason)
             await self.broker.dead_letter(lease, reason)
             return
-        await self.store.record_attempt(job, lease.attempt)
+        await self.store.record_attempt(job, lease.attempt, config_version=config.version)
+        try:
+            payload = self._payload(config, job)
+        except GatewayError as exc:
+            # The stored XML was valid at intake; a mapping that cannot take it will not
+            # take it on the next attempt either: dead-letter, replay after fixing the config.
+            await self._dead(job, lease, f"mapping (config {config.version}): {exc.detail}")
+            return
         try:
             adapter = self.adapters.get(destination)
             receipt = await asyncio.wait_for(
-                adapter.deliver(self._delivery(job, lease)), timeout=destination.timeout_seconds
+                adapter.deliver(self._delivery(job, lease, payload)),
+                timeout=destination.timeout_seconds,
             )
         except PermanentDeliveryError as exc:
             await self._dead(job, lease, f"permanent: {exc}")
@@ -182,7 +193,17 @@ class Worker:
         await self.store.record_dead(job, reason)
         await self.broker.dead_letter(lease, reason)
 
-    def _delivery(self, job: DeliveryJob, lease: Lease) -> Delivery:
+    def _payload(self, config: GatewayConfig, job: DeliveryJob) -> Payload | None:
+        if (
+            job.xml is None
+            or config.mappings.effective(job.municipality, job.message_type, job.destination)
+            is None
+        ):
+            return None
+        tree = parse_untrusted(job.xml)
+        return config.mappings.payload(job.municipality, job.message_type, job.destination, tree)
+
+    def _delivery(self, job: DeliveryJob, lease: Lease, payload: Payload | None) -> Delivery:
         assert job.xml is not None
         return Delivery(
             delivery_id=job.delivery_id,
@@ -194,6 +215,9 @@ class Worker:
             destination=job.destination,
             attempt=lease.attempt,
             xml=job.xml,
+            payload=payload.data if payload is not None else None,
+            payload_format=payload.format if payload is not None else None,
+            payload_body=payload.body if payload is not None else None,
             attachments=tuple(
                 Attachment(
                     a.name, a.content_type, a.sha256, a.size, Path(self.blobs.path(a.sha256))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
@@ -21,7 +24,15 @@ from gateway.api.problems import (
     problem,
     validation_error_handler,
 )
-from gateway.errors import AuthError, Forbidden, GatewayError, NotFound
+from gateway.errors import (
+    AuthError,
+    ConfigError,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+)
+from gateway.mapping.preview import preview
 from gateway.routing.config import Sender
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
@@ -71,9 +82,17 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, run_worker=run_worker)
         app.state.runtime = runtime
+        loop = asyncio.get_running_loop()
+        hup = False
+        # SIGHUP reloads the config; only possible in the main thread (not in test clients).
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, runtime.reload_or_keep)
+            hup = True
         try:
             yield
         finally:
+            if hup:
+                loop.remove_signal_handler(signal.SIGHUP)
             await runtime.stop()
 
     app = FastAPI(title="xoev-gateway", version="0.1.0", lifespan=lifespan)
@@ -184,11 +203,47 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     ) -> dict[str, list[str]]:
         return {"replayed": await replay_dead(runtime_of(request), body.delivery_ids)}
 
-    @app.post("/v1/admin/config/reload")
+    @app.post("/v1/admin/config/reload", response_model=None)
     async def reload(
         request: Request, _admin: Annotated[Sender, Depends(admin_of)]
-    ) -> dict[str, str]:
-        config = runtime_of(request).reload_config()
+    ) -> dict[str, str] | JSONResponse:
+        runtime = runtime_of(request)
+        try:
+            config = runtime.reload_config()
+        except ConfigError as exc:
+            return problem(
+                exc.status,
+                "Configuration refused; the previous one stays active",
+                exc.detail,
+                exc.type_uri,
+                active_config_version=runtime.config.version,
+            )
         return {"config_version": config.version}
+
+    @app.post(
+        "/v1/admin/mapping/preview",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/xml": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def mapping_preview(
+        request: Request,
+        _admin: Annotated[Sender, Depends(admin_of)],
+        municipality: Annotated[
+            str | None, Query(description="AGS or ARS; default: the message's recipient")
+        ] = None,
+    ) -> dict[str, Any]:
+        """What each routed destination's adapter would receive for this message; no delivery."""
+        runtime = runtime_of(request)
+        body = await request.body()
+        if len(body) > settings.max_xml_bytes:
+            raise PayloadTooLarge(f"the XML is larger than {settings.max_xml_bytes} bytes")
+        shown = preview(
+            body, runtime.registry, runtime.directory, runtime.config, municipality or None
+        )
+        return shown.to_json()
 
     return app

@@ -9,10 +9,19 @@ import yaml
 
 def line_of(text: str, loc: Sequence[int | str]) -> int | None:
     """1-based line of the node at ``loc`` (or of its deepest existing parent)."""
+    return lines_of(text, [loc])[0]
+
+
+def lines_of(text: str, locs: Sequence[Sequence[int | str]]) -> list[int | None]:
+    """``line_of`` for many locations, composing the document once."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
-        return None
+        return [None] * len(locs)
+    return [_line(node, loc) for loc in locs]
+
+
+def _line(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     line = None if node is None else node.start_mark.line + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):

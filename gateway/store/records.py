@@ -49,6 +49,7 @@ class DeliveryView:
     receipt_message: str | None
     problem: str | None
     updated_at: float
+    config_version: str | None = None
 
 
 @dataclass(frozen=True)

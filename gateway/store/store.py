@@ -239,6 +239,7 @@ class Store:
                     receipt_message=d.receipt_message,
                     problem=d.problem,
                     updated_at=d.updated_at,
+                    config_version=d.config_version,
                 )
                 for d in dels
             ],
@@ -299,14 +300,20 @@ class Store:
             attachments=atts,
         )
 
-    async def record_attempt(self, job: DeliveryJob, attempt: int) -> None:
+    async def record_attempt(
+        self, job: DeliveryJob, attempt: int, config_version: str | None = None
+    ) -> None:
+        """``config_version``: the configuration (route and mapping) this attempt uses."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == job.delivery_id)
-                .values(attempts=attempt, updated_at=_now())
+                .values(attempts=attempt, updated_at=_now(), config_version=config_version)
             )
-            await self._event(conn, job, "delivery.attempt", {"attempt": attempt})
+            detail: dict[str, Any] = {"attempt": attempt}
+            if config_version is not None:
+                detail["config_version"] = config_version
+            await self._event(conn, job, "delivery.attempt", detail)
 
     async def record_delivered(
         self, job: DeliveryJob, reference: str | None, message: str | None

@@ -61,6 +61,8 @@ deliveries = Table(
     Column("receipt_message", Text),
     Column("problem", Text),
     Column("updated_at", Float, nullable=False),
+    # The configuration (routes and mapping) the last attempt used; NULL before any attempt.
+    Column("config_version", String(64)),
 )
 
 events = Table(
