@@ -41,6 +41,8 @@ def reference_fachverfahren(
         host=host,
         port=port,
         log_level="warning",
+        # Fault tests leave "slow" requests hanging; do not let them hold up a shutdown.
+        timeout_graceful_shutdown=1,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         ssl_ca_certs=str(client_ca) if client_ca else None,
