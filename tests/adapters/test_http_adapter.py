@@ -57,9 +57,7 @@ class TestHttpAdapterContract(AdapterContract):
         assert receipt.reference.startswith("AZ-")
 
 
-async def deliver_one(
-    tmp_path: Path, settings: Mapping[str, Any], **harness: Any
-) -> Any:
+async def deliver_one(tmp_path: Path, settings: Mapping[str, Any], **harness: Any) -> Any:
     async with WorkerHarness(tmp_path / "gw", "http", settings, **harness) as h:
         return await h.settled(await h.submit())
 
@@ -83,9 +81,7 @@ async def test_json_body_is_the_document(tmp_path: Path, fv: ReferenceFachverfah
     assert '"delivery_id": "' + outcome.delivery_id in case["body"]
 
 
-async def test_429_is_retried_after_retry_after(
-    tmp_path: Path, fv: ReferenceFachverfahren
-) -> None:
+async def test_429_is_retried_after_retry_after(tmp_path: Path, fv: ReferenceFachverfahren) -> None:
     fv.fail("429", 1, retry_after_seconds=1)
     outcome = await deliver_one(tmp_path, {"url": f"{fv.url}/cases"})
     assert outcome.state == "delivered" and outcome.attempts == 2
@@ -220,9 +216,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def mtls_fv(
-    tmp_path_factory: pytest.TempPathFactory, pki: Pki
-) -> Iterator[ReferenceFachverfahren]:
+def mtls_fv(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[ReferenceFachverfahren]:
     import ssl
 
     ctx = ssl.create_default_context(cafile=str(pki.ca))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -21,12 +22,18 @@ from tests.support.gateway_process import REPO, free_port
 class ServerProcess:
     """A server started as ``python <args>``; ready when its port accepts connections."""
 
-    def __init__(self, args: list[str], port: int, log: Path) -> None:
+    def __init__(
+        self, args: list[str], port: int, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.port = port
         self.log = log
         self._log_file = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, *args], stdout=self._log_file, stderr=subprocess.STDOUT, cwd=REPO
+            [sys.executable, *args],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
         )
 
     def wait_ready(self, timeout: float = 20.0) -> None:
@@ -53,8 +60,10 @@ class ServerProcess:
 
 
 @contextmanager
-def serve(args: list[str], port: int, log: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(args, port, log)
+def serve(
+    args: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    server = ServerProcess(args, port, log, env)
     try:
         server.wait_ready()
         yield server
