@@ -44,22 +44,9 @@ class FileDropAdapter(Adapter[FileDropSettings]):
             att_dir.mkdir(exist_ok=True)
             for att in delivery.attachments:
                 with att.open() as src:
-                    self._atomic(att_dir / _safe_name(att.name), partial(_copy, src))
+                    self._atomic(att_dir / safe_name(att.name), partial(_copy, src))
         self._atomic(directory / f"{stem}.xml", lambda f: f.write(delivery.xml))
-        meta = {
-            "delivery_id": delivery.delivery_id,
-            "submission_id": delivery.submission_id,
-            "message_uuid": delivery.message_uuid,
-            "message_type": delivery.message_type,
-            "municipality": delivery.municipality,
-            "sender": delivery.sender,
-            "payload": dict(delivery.payload) if delivery.payload is not None else None,
-            "attachments": [
-                {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
-                for a in delivery.attachments
-            ],
-        }
-        body = json.dumps(meta, ensure_ascii=False, indent=2).encode()
+        body = metadata(delivery)
         self._atomic(directory / f"{stem}.json", lambda f: f.write(body))
         if self.settings.fsync:
             _fsync_dir(directory)
@@ -75,13 +62,32 @@ class FileDropAdapter(Adapter[FileDropSettings]):
         os.replace(tmp, target)
 
 
-def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
-    shutil.copyfileobj(src, dst, 1024 * 1024)
+def metadata(delivery: Delivery) -> bytes:
+    """The ``<delivery_id>.json`` that marks a delivery complete (shared with ``sftp``)."""
+    meta = {
+        "delivery_id": delivery.delivery_id,
+        "submission_id": delivery.submission_id,
+        "message_uuid": delivery.message_uuid,
+        "message_type": delivery.message_type,
+        "municipality": delivery.municipality,
+        "sender": delivery.sender,
+        "payload": dict(delivery.payload) if delivery.payload is not None else None,
+        "attachments": [
+            {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
+            for a in delivery.attachments
+        ],
+    }
+    return json.dumps(meta, ensure_ascii=False, indent=2).encode()
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
+    """An attachment's file name without directories or leading dots."""
     cleaned = Path(name).name.strip().lstrip(".")
     return cleaned or "attachment"
+
+
+def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
+    shutil.copyfileobj(src, dst, 1024 * 1024)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from gateway.errors import GatewayError, InvalidMessage
+from gateway.reference_fachverfahren.cli import reference_fachverfahren
 from gateway.settings import Settings
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ config_app = typer.Typer(help="Check and explain the routing configuration.", no
 dead_app = typer.Typer(help="List and replay dead deliveries.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(dead_app, name="dead-letters")
+app.command("reference-fachverfahren")(reference_fachverfahren)
 
 ConfigDir = Annotated[
     Path | None, typer.Option("--config", "-c", help="Configuration directory (*.yaml).")

@@ -18,13 +18,14 @@ Contract of :meth:`Adapter.deliver`:
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Adapter",
@@ -33,8 +34,28 @@ __all__ = [
     "Delivery",
     "PermanentDeliveryError",
     "Receipt",
+    "SecretEnv",
     "TransientDeliveryError",
+    "secret_from_env",
 ]
+
+SecretEnv = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+"""The *name* of an environment variable that holds a secret (password, client secret,
+token). Settings never hold secret values: name such fields ``*_env`` and read them with
+:func:`secret_from_env` when delivering, so that config files and logs stay free of them."""
+
+
+def secret_from_env(name: str) -> str:
+    """The secret in environment variable ``name``.
+
+    A missing variable is an operator error that retrying cannot fix, hence permanent: the
+    delivery is dead-lettered naming the variable (never its value) and can be replayed once
+    the variable is set.
+    """
+    value = os.environ.get(name)
+    if not value:
+        raise PermanentDeliveryError(f"secret environment variable {name} is not set")
+    return value
 
 
 class AdapterSettings(BaseModel):
@@ -95,6 +116,25 @@ class Delivery:
     """``json``, ``xml`` or ``keyvalue``: the format the mapping renders ``payload_body`` in."""
     payload_body: bytes | None = None
     """``payload`` rendered in ``payload_format``, ready to send (JSON text, XML, key=value)."""
+
+    def document(self) -> dict[str, Any]:
+        """What a JSON-speaking Fachverfahren gets: the mapped payload when the route maps
+        fields, else a generic envelope of the metadata with the XML as text."""
+        if self.payload is not None:
+            return dict(self.payload)
+        return {
+            "delivery_id": self.delivery_id,
+            "submission_id": self.submission_id,
+            "message_uuid": self.message_uuid,
+            "message_type": self.message_type,
+            "municipality": self.municipality,
+            "sender": self.sender,
+            "xml": self.xml.decode("utf-8", errors="replace"),
+            "attachments": [
+                {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
+                for a in self.attachments
+            ],
+        }
 
 
 S = TypeVar("S", bound=AdapterSettings)

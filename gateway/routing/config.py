@@ -324,7 +324,7 @@ def _relative_paths(
 ) -> dict[str, Any]:
     out = dict(settings)
     for key, info in model.model_fields.items():
-        if info.annotation is Path and isinstance(out.get(key), str):
+        if info.annotation in (Path, Path | None) and isinstance(out.get(key), str):
             p = Path(out[key])
             out[key] = p if p.is_absolute() else (base / p)
     return out

@@ -1,0 +1,1 @@
+"""Example xoev-gateway adapter package (see adapters/README.md in xoev-gateway)."""

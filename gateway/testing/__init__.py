@@ -1,0 +1,1 @@
+"""Test helpers for adapter packages (``gateway.testing.adapter_contract``); needs pytest."""
