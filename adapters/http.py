@@ -67,9 +67,18 @@ Auth = Annotated[
 ]
 
 
+MAPPED_CONTENT_TYPES = {
+    "json": "application/json",
+    "xml": "application/xml",
+    "keyvalue": "text/plain; charset=utf-8",
+}
+
+
 class HttpSettings(AdapterSettings):
     url: str
-    body: Literal["json", "xml"] = "json"
+    body: Literal["json", "xml", "mapped"] = "json"
+    """json: the mapped payload (or a metadata envelope) as JSON; xml: the original XML;
+    mapped: the payload exactly as the route's mapping rendered it (JSON, XML or key/value)."""
     auth: Auth = NoAuth()
     headers: dict[str, str] = {}
     """Extra, non-secret headers (e.g. a tenant id)."""
@@ -118,7 +127,14 @@ class HttpAdapter(Adapter[HttpSettings]):
     async def deliver(self, delivery: Delivery) -> Receipt:
         s = self.settings
         headers = {**s.headers, "Idempotency-Key": delivery.delivery_id}
-        if s.body == "json":
+        if s.body == "mapped" and delivery.payload_body is not None:
+            content = delivery.payload_body
+            headers["Content-Type"] = MAPPED_CONTENT_TYPES.get(
+                delivery.payload_format or "", "application/octet-stream"
+            )
+        elif s.body == "mapped":
+            raise PermanentDeliveryError("body 'mapped' needs a mapping for this destination")
+        elif s.body == "json":
             content = json.dumps(delivery.document(), ensure_ascii=False).encode()
             headers["Content-Type"] = "application/json"
         else:

@@ -162,3 +162,35 @@ def wait_for_log(gateway: GatewayProcess, text: str, timeout: float = 10) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"'{text}' not logged: {gateway.log.read_text()[-2000:]}")
         time.sleep(0.1)
+
+
+def test_the_reference_fachverfahren_receives_exactly_the_preview(
+    gateway: GatewayProcess, config_dir: Path, tmp_path: Path
+) -> None:
+    from tests.support.servers import reference_fachverfahren
+
+    with reference_fachverfahren(tmp_path / "fv") as fv:
+        routes = config_dir / "routes.yaml"
+        text = routes.read_text()
+        for name in ("bw-hundesteuer", "stuttgart-steueramt"):
+            text = text.replace(
+                f"adapter: filedrop\n    settings: {{directory: ../out/{name}}}",
+                f"adapter: http\n    settings: {{url: '{fv.url}/cases', body: mapped}}",
+            )
+        routes.write_text(text)
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            assert client.post("/v1/admin/config/reload", headers=ADMIN).status_code == 200
+            expected_bodies = []
+            for name, destination, _level in CASES:
+                body = sample(f"hundesteuer/valid/{name}")
+                (shown,) = preview(client, body)["deliveries"]
+                view = deliver(client, body)
+                (delivery,) = view["deliveries"]
+                assert delivery["destination"] == destination
+                assert delivery["state"] == "delivered", delivery
+                assert delivery["receipt_reference"].startswith("AZ-")
+                expected_bodies.append((delivery["receipt_reference"], shown["body"]))
+        received = {case["case_number"]: case["body"] for case in fv.cases()}
+    assert len(received) == len(CASES)
+    for case_number, body in expected_bodies:
+        assert received[case_number] == body
