@@ -397,9 +397,8 @@ class RabbitBroker:
         )
 
     async def dead_letter(self, lease: Lease, reason: str) -> None:
-        message = self._message(
-            lease.item, lease.attempt, **{"x-reason": reason, "x-destination": lease.item.destination}
-        )
+        headers = {"x-reason": reason, "x-destination": lease.item.destination}
+        message = self._message(lease.item, lease.attempt, **headers)
         assert self._publish_channel is not None
         exchange = self._publish_channel.default_exchange
         await self._republish_then_ack(
