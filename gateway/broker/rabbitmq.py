@@ -5,7 +5,8 @@ Topology, all names under a configurable prefix ``P`` and declared idempotently 
     P.work            direct exchange, routing key = destination name
     P.work.<dest>     quorum queue per destination: a slow Fachverfahren only fills its
                       own queue and its own prefetch window (no head-of-line blocking)
-    P.delay           headers exchange, header ``x-tier`` selects the tier queue
+    P.delay           headers exchange, header ``delay-tier`` selects the tier queue
+                      (not ``x-…``: headers exchanges ignore those when matching)
     P.delay.<ms>ms    quorum queue with ``x-message-ttl``; expired messages are dead-lettered
                       (at-least-once) back to ``P.work`` under their original routing key
     P.dead            quorum queue of dead letters, reason in the ``x-reason`` header
@@ -115,9 +116,6 @@ class RabbitBroker:
             )
         except (aio_pika.exceptions.AMQPError, OSError, ConnectionError) as exc:
             raise Unavailable(f"RabbitMQ unreachable: {exc!r}") from None
-        # Leases of a lost connection are stale: the broker redelivers those messages.
-        self._connection.close_callbacks.add(self._invalidate_leases)
-        self._connection.reconnect_callbacks.add(self._invalidate_leases)
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._publish_channel = channel
         self._work = await channel.declare_exchange(
@@ -139,7 +137,7 @@ class RabbitBroker:
                     "x-overflow": "reject-publish",
                 },
             )
-            await queue.bind(self._delay, arguments={"x-match": "all", "x-tier": str(tier)})
+            await queue.bind(self._delay, arguments={"x-match": "all", "delay-tier": str(tier)})
         await channel.declare_queue(self.dead_queue_name, durable=True, arguments=QUORUM)
         for destination in self.destinations():
             await self._declare_destination(destination)
@@ -235,7 +233,7 @@ class RabbitBroker:
         await self._declare_queue_for(item.destination)
         assert self._delay is not None
         tier = self.tier_for(delay)
-        message = self._message(item, attempts, **{"x-tier": str(tier), "x-reason": reason})
+        message = self._message(item, attempts, **{"delay-tier": str(tier), "x-reason": reason})
         await self._confirmed([self._delay.publish(message, item.destination, mandatory=True)])
 
     async def _declare_queue_for(self, destination: str) -> None:
@@ -332,10 +330,17 @@ class RabbitBroker:
             leases += self._lease(self._buffer.get_nowait())
         return leases
 
+    @staticmethod
+    def _stale(message: AbstractIncomingMessage) -> bool:
+        """Received on a channel that has closed since (we closed it, or the connection was
+        lost): the broker has taken the message back and delivers it again, and its
+        delivery tag means nothing on the new channel."""
+        return message.channel.is_closed
+
     def _lease(self, entry: tuple[int, AbstractIncomingMessage]) -> list[Lease]:
         generation, message = entry
-        if generation != self._generation:
-            return []  # from a closed channel: the broker delivers it again
+        if generation != self._generation or self._stale(message):
+            return []
         try:
             work = WorkMessage.model_validate_json(message.body)
         except ValueError:
@@ -350,11 +355,12 @@ class RabbitBroker:
 
     def _take(self, lease: Lease) -> AbstractIncomingMessage | None:
         message = self._leased.pop(lease.token, None)
-        if message is None:
+        if message is None or self._stale(message):
             log.info(
                 "stale lease for %s (connection was lost): RabbitMQ redelivers it",
                 lease.item.delivery_id,
             )
+            return None
         return message
 
     async def _settle(self, message: AbstractIncomingMessage, lease: Lease) -> None:
