@@ -33,11 +33,13 @@ class OutboxRelay:
         broker: Broker,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
+        linger_seconds: float = 0.02,
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -66,6 +68,9 @@ class OutboxRelay:
             if moved < self.batch_size:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                # Under load every accept wakes us: linger briefly so that one transaction
+                # and one round of confirms carry many rows instead of one.
+                await asyncio.sleep(self.linger_seconds)
 
     async def relay_once(self) -> int:
         """Publish one batch of outbox rows; return how many were moved."""
