@@ -138,9 +138,16 @@ class Runtime:
 
 
 async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[str]:
-    replayed = await runtime.broker.replay(delivery_ids)
-    await runtime.store.record_replayed(replayed)
-    return replayed
+    # Mark the deliveries pending BEFORE the broker hands them out again: a worker that
+    # got one while the store still said 'dead' would ack it as a settled duplicate.
+    wanted = set(delivery_ids) if delivery_ids is not None else None
+    ids = [
+        d.item.delivery_id
+        for d in await runtime.broker.dead_letters()
+        if wanted is None or d.item.delivery_id in wanted
+    ]
+    await runtime.store.record_replayed(ids)
+    return await runtime.broker.replay(ids)
 
 
 __all__ = ["GatewayError", "Runtime", "make_broker", "replay_dead"]
