@@ -56,7 +56,7 @@ async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
             def rabbitmq_outage() -> None:
                 with rabbitmq_stopped():
                     timeline["rabbitmq stopped"] = time.monotonic()
-                    time.sleep(3)
+                    time.sleep(2)
                 timeline["rabbitmq started"] = time.monotonic()
 
             def worker_crash() -> None:
