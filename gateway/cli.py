@@ -83,26 +83,37 @@ def api(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
     _run_server(config, host, port, run_worker=False)
 
 
-@app.command()
-def worker(config: ConfigDir = None) -> None:
-    """Run only a worker: deliver queued work items until SIGTERM/SIGINT."""
+def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:
     from gateway.runtime import Runtime
 
     async def main() -> None:
-        runtime = await Runtime.start(_settings(config), run_worker=True)
+        runtime = await Runtime.start(_settings(config), run_worker=run_worker, run_relay=run_relay)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: _reload(runtime))
-        typer.echo("worker running", err=True)
+        typer.echo(f"{name} running", err=True)
         await stop.wait()
+        typer.echo(f"{name} stopping: finishing in-flight work", err=True)
         await runtime.stop()
 
     try:
         asyncio.run(main())
     except GatewayError as exc:
         raise fail(exc) from None
+
+
+@app.command()
+def worker(config: ConfigDir = None) -> None:
+    """Run only a worker: deliver queued work items until SIGTERM/SIGINT (graceful)."""
+    _run_until_signal(config, run_worker=True, run_relay=False, name="worker")
+
+
+@app.command()
+def relay(config: ConfigDir = None) -> None:
+    """Run only the outbox relay (scaled mode, when the api processes do not run it)."""
+    _run_until_signal(config, run_worker=False, run_relay=True, name="relay")
 
 
 def _reload(runtime: object) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway.broker.base import Broker
 from gateway.broker.embedded import EmbeddedQueue
+from gateway.broker.relay import OutboxRelay
 from gateway.errors import ConfigError, GatewayError
 from gateway.intake.pipeline import Intake
 from gateway.intake.registry import SchemaRegistry
@@ -22,11 +24,25 @@ from gateway.worker import Worker
 log = logging.getLogger("xoev_gateway")
 
 
-def make_broker(settings: Settings, store: Store) -> Broker:
+def make_broker(
+    settings: Settings, store: Store, destinations: Callable[[], Iterable[str]] = lambda: ()
+) -> Broker:
+    """``destinations`` names the configured destinations (RabbitMQ: one queue each)."""
     if settings.broker == "embedded":
         if not settings.store_url.startswith("sqlite"):
             raise ConfigError("the embedded queue needs the SQLite store; use broker=rabbitmq")
         return EmbeddedQueue(store.engine, lease_seconds=settings.lease_seconds)
+    if settings.broker == "rabbitmq":
+        from gateway.broker.rabbitmq import RabbitBroker
+
+        return RabbitBroker(
+            settings.amqp_url,
+            prefix=settings.rabbitmq_prefix,
+            prefetch=settings.rabbitmq_prefetch,
+            confirm_timeout=settings.rabbitmq_confirm_timeout,
+            delay_tiers=settings.rabbitmq_delay_tiers,
+            destinations=destinations,
+        )
     raise ConfigError(f"broker '{settings.broker}' is not available in this build")
 
 
@@ -40,14 +56,19 @@ class Runtime:
     blobs: BlobStore
     intake: Intake
     worker: Worker | None = None
+    relay: OutboxRelay | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def config(self) -> GatewayConfig:
         return self.intake.config
 
     @classmethod
-    async def start(cls, settings: Settings, *, run_worker: bool) -> Runtime:
+    async def start(
+        cls, settings: Settings, *, run_worker: bool, run_relay: bool = False
+    ) -> Runtime:
+        """``run_relay``: publish the store's outbox (only brokers that use one)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
@@ -58,12 +79,25 @@ class Runtime:
             sqlite_busy_seconds=settings.sqlite_busy_seconds,
         )
         await store.migrate()
-        broker = make_broker(settings, store)
-        await broker.start()
+        # Late-bound: the broker always sees the destinations of the active config.
+        broker = make_broker(settings, store, lambda: runtime.config.destinations)
         blobs = BlobStore(settings.blob_dir)
         runtime = cls(
             settings, registry, directory, store, broker, blobs, Intake(registry, directory, config)
         )
+        try:
+            await broker.start()
+        except BaseException:
+            await store.close()
+            raise
+        if run_relay and broker.work_state == "outbox":
+            runtime.relay = OutboxRelay(
+                store.engine,
+                broker,
+                batch_size=settings.relay_batch,
+                poll_seconds=settings.poll_seconds,
+            )
+            runtime._relay_task = asyncio.create_task(runtime.relay.run())
         if run_worker:
             runtime.worker = Worker(
                 store,
@@ -77,9 +111,14 @@ class Runtime:
         return runtime
 
     async def stop(self) -> None:
+        """Graceful: the worker takes no new work and finishes what it holds, the relay
+        finishes its batch, then the broker hands back anything still unacked."""
         if self.worker is not None and self._worker_task is not None:
             self.worker.stop()
             await self._worker_task
+        if self.relay is not None and self._relay_task is not None:
+            self.relay.stop()
+            await self._relay_task
         await self.broker.close()
         await self.store.close()
 
@@ -106,13 +145,22 @@ class Runtime:
         submission_id, created = await self.store.accept(new, self.broker.work_state)
         if created:
             self.broker.notify()
+            if self.relay is not None:
+                self.relay.notify()
         return submission_id, created
 
 
 async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[str]:
-    replayed = await runtime.broker.replay(delivery_ids)
-    await runtime.store.record_replayed(replayed)
-    return replayed
+    # Mark the deliveries pending BEFORE the broker hands them out again: a worker that
+    # got one while the store still said 'dead' would ack it as a settled duplicate.
+    wanted = set(delivery_ids) if delivery_ids is not None else None
+    ids = [
+        d.item.delivery_id
+        for d in await runtime.broker.dead_letters()
+        if wanted is None or d.item.delivery_id in wanted
+    ]
+    await runtime.store.record_replayed(ids)
+    return await runtime.broker.replay(ids)
 
 
 __all__ = ["GatewayError", "Runtime", "make_broker", "replay_dead"]

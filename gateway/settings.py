@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=300.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
 
+    # Scaled mode (broker=rabbitmq, database_url=postgresql+asyncpg://…)
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    rabbitmq_prefix: str = "xoev"
+    """Prefix of every exchange and queue name: several gateways can share one vhost."""
+    rabbitmq_prefetch: int = Field(default=8, ge=1)
+    """Unacked messages per destination queue and worker process."""
+    rabbitmq_confirm_timeout: float = Field(default=10.0, gt=0)
+    rabbitmq_delay_tiers: list[float] = [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600]
+    """Retry delays (seconds) available as TTL queues; a retry waits the next tier up."""
+    relay_in_api: bool = True
+    """Run the outbox relay inside every ``api`` process (else run ``xoev-gateway relay``)."""
+    relay_batch: int = Field(default=500, ge=1)
+
     @property
     def store_url(self) -> str:
         if self.database_url:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.broker.base import Broker, Lease
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Unavailable
 from gateway.intake.safe_xml import parse_untrusted
 from gateway.mapping.apply import Payload
 from gateway.routing.config import Destination, GatewayConfig
@@ -113,12 +113,29 @@ class Worker:
     async def _run_one(self, lease: Lease) -> None:
         try:
             await self.process(lease)
-        except Exception:
-            # The lease is left to expire and the item comes back: nothing is lost.
+        except Unavailable as exc:
+            # Our store (or broker) is down, not the destination: hand the item back
+            # without spending one of its attempts.
+            log.warning("%s: %s; released for later", lease.item.delivery_id, exc.detail)
+            await self._give_back(lease, None)
+        except Exception as exc:
             log.exception("processing %s failed", lease.item.delivery_id)
+            await self._give_back(lease, f"{type(exc).__name__}: {exc}")
         finally:
             self._in_flight -= 1
             self._slot_freed.set()
+
+    async def _give_back(self, lease: Lease, problem: str | None) -> None:
+        # If this fails too, nothing is lost: the lease expires (embedded) or the broker
+        # redelivers when the channel closes (RabbitMQ).
+        delay = backoff_delay(lease.attempt, self.poll_seconds, 300.0)
+        try:
+            if problem is None:
+                await self.broker.release(lease, delay)
+            else:
+                await self.broker.retry(lease, delay, problem)
+        except Exception as exc:
+            log.warning("could not give %s back (%r)", lease.item.delivery_id, exc)
 
     async def process(self, lease: Lease) -> None:
         job = await self.store.job(lease.item.delivery_id)

@@ -43,3 +43,12 @@ def xbau_catalog(tmp_path: Path) -> Iterator[Path]:
         encoding="utf-8",
     )
     yield directory
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test run (deleted at the end); fails if RabbitMQ is absent."""
+    from tests.support.services import rabbitmq_vhost
+
+    with rabbitmq_vhost() as url:
+        yield url

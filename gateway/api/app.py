@@ -77,10 +77,15 @@ def admin_of(sender: Annotated[Sender, Depends(sender_of)]) -> Sender:
     return sender
 
 
-def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings, *, run_worker: bool = True, run_relay: bool | None = None
+) -> FastAPI:
+    """``run_relay`` defaults to ``settings.relay_in_api`` (always on with ``run_worker``)."""
+    relay = (run_worker or settings.relay_in_api) if run_relay is None else run_relay
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, run_worker=run_worker)
+        runtime = await Runtime.start(settings, run_worker=run_worker, run_relay=relay)
         app.state.runtime = runtime
         loop = asyncio.get_running_loop()
         hup = False

@@ -39,7 +39,11 @@ class Broker(Protocol):
       is not settled (consumer crashed) becomes available again;
     - ``ack`` removes an item; ``retry`` makes it available again after ``delay`` seconds;
       ``dead_letter`` parks it with a reason until ``replay``;
-    - ``attempt`` counts deliveries of an item, replay resets it.
+    - ``release`` gives an item back after ``delay`` without counting the attempt (the
+      trouble was ours, e.g. the store was down, not the destination's);
+    - ``attempt`` counts deliveries of an item, replay resets it;
+    - settling a lease that is no longer the current one (it expired, or the connection it
+      came on was lost) changes nothing: the item is, or will be, handed out again.
     """
 
     work_state: str
@@ -59,6 +63,8 @@ class Broker(Protocol):
     async def ack(self, lease: Lease) -> None: ...
 
     async def retry(self, lease: Lease, delay: float, reason: str) -> None: ...
+
+    async def release(self, lease: Lease, delay: float) -> None: ...
 
     async def dead_letter(self, lease: Lease, reason: str) -> None: ...
 

@@ -140,6 +140,20 @@ class EmbeddedQueue:
                 )
             )
 
+    async def release(self, lease: Lease, delay: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(work_items)
+                .where(self._owned(lease))  # type: ignore[arg-type]
+                .values(
+                    state="ready",
+                    available_at=time.time() + delay,
+                    lease_owner=None,
+                    lease_until=None,
+                    attempts=work_items.c.attempts - 1,
+                )
+            )
+
     async def dead_letter(self, lease: Lease, reason: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(

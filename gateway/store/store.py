@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from sqlalchemy import event, insert, select, text, update
@@ -53,10 +54,33 @@ def make_engine(
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # PostgreSQL (asyncpg): pre-ping replaces connections that died with a server restart;
+    # short connect/pool timeouts make an outage a quick 503 instead of a hanging request.
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"timeout": 5, "command_timeout": 60},
+    )
 
 
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
+
+# Any 64-bit number; serialises concurrent migrations of several processes on PostgreSQL.
+MIGRATION_LOCK = 0x786F65762D6777
+
+
+@contextmanager
+def unavailable_on_failure(what: str) -> Iterator[None]:
+    """Map a lost or refused database connection to ``Unavailable`` (HTTP 503)."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except UNAVAILABLE_ERRORS as exc:
+        raise Unavailable(f"{what} unavailable: {type(exc).__name__}") from None
 
 
 def _now() -> float:
@@ -77,19 +101,34 @@ class Store:
             )
         )
 
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        with unavailable_on_failure("store"):
+            async with self.engine.connect() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        with unavailable_on_failure("store"):
+            async with self.engine.begin() as conn:
+                yield conn
+
     async def migrate(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(migrate.upgrade)
+        with unavailable_on_failure("store"):
+            async with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Several api/worker processes start at once; DDL is transactional here,
+                    # so whoever waits on the lock then finds the schema at head.
+                    await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                await conn.run_sync(migrate.upgrade)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        try:
+        with unavailable_on_failure("store"):
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except UNAVAILABLE_ERRORS as exc:
-            raise Unavailable(f"store unreachable: {type(exc).__name__}") from None
 
     async def accept(self, new: NewSubmission, work_state: str) -> tuple[str, bool]:
         """Store a submission durably; return ``(id, created)``.
@@ -106,14 +145,15 @@ class Store:
             pass
         except UNAVAILABLE_ERRORS as exc:
             raise Unavailable(f"store unavailable: {type(exc).__name__}") from None
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        submissions.c.id, submissions.c.content_sha256, submissions.c.sender
-                    ).where(submissions.c.message_uuid == new.message_uuid)
-                )
-            ).first()
+        with unavailable_on_failure("store"):
+            async with self.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(
+                            submissions.c.id, submissions.c.content_sha256, submissions.c.sender
+                        ).where(submissions.c.message_uuid == new.message_uuid)
+                    )
+                ).first()
         if row is None:  # the conflict was not on the UUID: a genuine bug, surface it
             raise RuntimeError(f"integrity error storing {new.message_uuid}")
         if row.content_sha256 != new.content_sha256 or row.sender != new.sender:
@@ -198,7 +238,7 @@ class Store:
         )
 
     async def submission(self, submission_id: str) -> SubmissionView:
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             sub = (
                 await conn.execute(select(submissions).where(submissions.c.id == submission_id))
             ).first()
@@ -266,7 +306,7 @@ class Store:
         ]
 
     async def job(self, delivery_id: str) -> DeliveryJob | None:
-        async with self.engine.connect() as conn:
+        async with self._connect() as conn:
             row = (
                 await conn.execute(
                     select(
@@ -304,7 +344,7 @@ class Store:
         self, job: DeliveryJob, attempt: int, config_version: str | None = None
     ) -> None:
         """``config_version``: the configuration (route and mapping) this attempt uses."""
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == job.delivery_id)
@@ -318,7 +358,7 @@ class Store:
     async def record_delivered(
         self, job: DeliveryJob, reference: str | None, message: str | None
     ) -> None:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == job.delivery_id)
@@ -338,7 +378,7 @@ class Store:
             )
 
     async def record_retry(self, job: DeliveryJob, problem: str, delay: float) -> None:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == job.delivery_id)
@@ -349,7 +389,7 @@ class Store:
             )
 
     async def record_dead(self, job: DeliveryJob, problem: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == job.delivery_id)
@@ -360,7 +400,7 @@ class Store:
     async def record_replayed(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:
             return
-        async with self.engine.begin() as conn:
+        async with self._begin() as conn:
             rows = (
                 await conn.execute(
                     select(deliveries.c.id, deliveries.c.submission_id).where(

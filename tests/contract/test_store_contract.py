@@ -14,9 +14,15 @@ from gateway.store.store import Store
 from tests.contract.backends import STORES
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.services] if services else [])
+        for name, (_, services) in sorted(STORES.items())
+    ]
+)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    async with STORES[request.param](tmp_path) as s:
+    make_store, _ = STORES[request.param]
+    async with make_store(tmp_path) as s:
         yield s
 
 
