@@ -194,9 +194,7 @@ class RabbitBroker:
             async with asyncio.timeout(self.confirm_timeout):
                 await asyncio.gather(*publishes)
         except TimeoutError:
-            raise Unavailable(
-                f"RabbitMQ did not confirm within {self.confirm_timeout}s"
-            ) from None
+            raise Unavailable(f"RabbitMQ did not confirm within {self.confirm_timeout}s") from None
         except aio_pika.exceptions.DeliveryError as exc:
             # Returned as unroutable (a queue vanished) or nacked: re-declare next time.
             self._declared.clear()

@@ -64,9 +64,7 @@ async def embedded_broker(store: Store, ctx: BrokerContext) -> AsyncIterator[Bro
 async def rabbitmq_broker(store: Store, ctx: BrokerContext) -> AsyncIterator[Broker]:
     """A topology of its own (unique prefix) in the run's vhost; the store is unused by the
     broker itself but is PostgreSQL, as in the scaled mode."""
-    broker = RabbitBroker(
-        ctx.amqp_url(), prefix=unique("t"), prefetch=8, delay_tiers=TEST_TIERS
-    )
+    broker = RabbitBroker(ctx.amqp_url(), prefix=unique("t"), prefetch=8, delay_tiers=TEST_TIERS)
     await broker.start()
     try:
         yield broker

@@ -55,8 +55,9 @@ async def test_retries_back_off_then_deliver_and_dead_letters_replay(
             await wait_for(gw, "healthy", "delivered", COUNT)
             await wait_for(gw, "refuser", "dead", COUNT)
             # Let the flaky one fail for a while: at least 6 attempts each.
-            await wait_until(gw, "SELECT min(attempts) AS n FROM deliveries "
-                             "WHERE destination = 'flaky'", 6)
+            await wait_until(
+                gw, "SELECT min(attempts) AS n FROM deliveries WHERE destination = 'flaky'", 6
+            )
             flaky_fixed.touch()
             await wait_for(gw, "flaky", "delivered", COUNT)
             gaps = await attempt_gaps(gw, "flaky")

@@ -70,7 +70,11 @@ async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
                     time.sleep(2)
                 timeline["postgres started"] = time.monotonic()
 
-            plan = {COUNT // 4: rabbitmq_outage, COUNT // 2: worker_crash, 3 * COUNT // 4: database_outage}
+            plan = {
+                COUNT // 4: rabbitmq_outage,
+                COUNT // 2: worker_crash,
+                3 * COUNT // 4: database_outage,
+            }
 
             def on_accepted(n: int) -> None:
                 if n in plan:
@@ -115,5 +119,8 @@ async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
         f"({COUNT / result.seconds:.0f}/s), all delivered {drained:.1f}s after the stream "
         f"started draining; 503 answers during the outage: {result.unavailable}; "
         f"repeated calls absorbed by drop-b: {repeated}; timeline: "
-        + ", ".join(f"{k} +{v - min(timeline.values()):.1f}s" for k, v in sorted(timeline.items(), key=lambda kv: kv[1]))
+        + ", ".join(
+            f"{k} +{v - min(timeline.values()):.1f}s"
+            for k, v in sorted(timeline.items(), key=lambda kv: kv[1])
+        )
     )

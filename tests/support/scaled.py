@@ -61,8 +61,13 @@ class ScaledGateway:
         self.processes.append(proc)
         return proc
 
-    def start_all(self, apis: int, workers: int) -> tuple[list[GatewayProcess], list[GatewayProcess]]:
-        started = [self.start("api") for _ in range(apis)], [self.start("worker") for _ in range(workers)]
+    def start_all(
+        self, apis: int, workers: int
+    ) -> tuple[list[GatewayProcess], list[GatewayProcess]]:
+        started = (
+            [self.start("api") for _ in range(apis)],
+            [self.start("worker") for _ in range(workers)],
+        )
         for proc in [*started[0], *started[1]]:
             proc.wait_ready(timeout=60)
         return started
