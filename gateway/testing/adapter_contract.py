@@ -307,7 +307,12 @@ class AdapterContract:
         async with self.harness(tmp_path, target) as h:
             delivery_id = await h.submit()
             outcome = await h.settled(delivery_id)
-            dead = await h.broker.dead_letters()
+            # The worker records the outcome, then settles the work item: wait for both.
+            for _ in range(100):
+                dead = await h.broker.dead_letters()
+                if dead:
+                    break
+                await asyncio.sleep(0.05)
         assert outcome.state == "dead"
         assert outcome.attempts == 1, "a permanent failure was retried"
         assert outcome.problem is not None and outcome.problem.startswith("permanent:")
