@@ -8,6 +8,9 @@ while its SHA-256 is computed.
 
 from __future__ import annotations
 
+import asyncio
+from typing import IO
+
 from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,11 +72,12 @@ async def read_submission(
 
 
 async def _store_attachment(upload: UploadFile, blobs: BlobStore) -> AttachmentRecord:
-    writer: BlobWriter = blobs.writer()
+    # Copying, hashing and the fsync run in a thread: on the event loop they stalled every
+    # other request for the length of a disk flush.
+    writer: BlobWriter = await asyncio.to_thread(blobs.writer)
     try:
-        while chunk := await upload.read(CHUNK):
-            writer.write(chunk)
-        sha = writer.commit()
+        await upload.seek(0)
+        sha = await asyncio.to_thread(_copy_into, upload.file, writer)
     except BaseException:
         writer.discard()
         raise
@@ -83,6 +87,12 @@ async def _store_attachment(upload: UploadFile, blobs: BlobStore) -> AttachmentR
         sha256=sha,
         size=writer.size,
     )
+
+
+def _copy_into(source: IO[bytes], writer: BlobWriter) -> str:
+    while chunk := source.read(CHUNK):
+        writer.write(chunk)
+    return writer.commit()
 
 
 class BodyLimit:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
-from gateway.store.store import UNAVAILABLE_ERRORS
+from gateway.store.store import UNAVAILABLE_ERRORS, write_transaction
 from gateway.store.tables import work_items
 
 
@@ -68,7 +68,7 @@ class EmbeddedQueue:
             index_elements=[work_items.c.delivery_id],
             set_={"state": "ready", "available_at": now, "lease_owner": None},
         )
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(stmt)
         self.notify()
 
@@ -109,7 +109,7 @@ class EmbeddedQueue:
             )
             .returning(work_items.c.delivery_id, work_items.c.destination, work_items.c.attempts)
         )
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             rows = (await conn.execute(stmt)).all()
         return [
             Lease(WorkItem(r.delivery_id, r.destination), attempt=r.attempts, token=token)
@@ -123,11 +123,11 @@ class EmbeddedQueue:
         )
 
     async def ack(self, lease: Lease) -> None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(delete(work_items).where(self._owned(lease)))  # type: ignore[arg-type]
 
     async def retry(self, lease: Lease, delay: float, reason: str) -> None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(work_items)
                 .where(self._owned(lease))  # type: ignore[arg-type]
@@ -155,7 +155,7 @@ class EmbeddedQueue:
             )
 
     async def dead_letter(self, lease: Lease, reason: str) -> None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(work_items)
                 .where(self._owned(lease))  # type: ignore[arg-type]
@@ -180,7 +180,7 @@ class EmbeddedQueue:
         cond = work_items.c.state == "dead"
         if delivery_ids is not None:
             cond = and_(cond, work_items.c.delivery_id.in_(delivery_ids))
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             rows = (
                 await conn.execute(
                     update(work_items)

@@ -3,23 +3,28 @@
 ``accept`` writes the submission, its attachments' records, one delivery per route, the
 first events and one work item per delivery in a single transaction: once it returns, the
 submission is durable and will be delivered (the work items are either the embedded queue
-itself or an outbox that a relay publishes to RabbitMQ).
+itself or an outbox that a relay publishes to RabbitMQ). Concurrent accepts share that
+transaction (group commit, one statement per table for the whole batch): one fsync then
+serves many submissions, and each caller still returns only after the commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import event, insert, select, text, update
+from sqlalchemy import Engine, event, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.errors import DuplicateConflict, NotFound, Unavailable
 from gateway.store import migrate
+from gateway.store.group_commit import GroupCommit
 from gateway.store.records import (
     AttachmentRecord,
     DeliveryJob,
@@ -83,13 +88,49 @@ def unavailable_on_failure(what: str) -> Iterator[None]:
         raise Unavailable(f"{what} unavailable: {type(exc).__name__}") from None
 
 
+_write_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()``; on SQLite, writers of this process first queue on an asyncio lock.
+
+    SQLite has one writer at a time. A connection that finds the write lock taken sleeps
+    in SQLite's busy handler in steps of up to 100 ms and retries, so under load most of
+    the time went to sleeping, not writing. Queuing in the event loop hands the lock on
+    the moment it is free; the busy timeout still covers writers in other processes.
+    """
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            yield conn
+        return
+    lock = _write_locks.get(engine.sync_engine)
+    if lock is None:
+        lock = _write_locks.setdefault(engine.sync_engine, asyncio.Lock())
+    async with lock, engine.begin() as conn:
+        yield conn
+
+
 def _now() -> float:
     return time.time()
+
+
+def _settle_duplicate(
+    new: NewSubmission, first_id: str, content_sha256: str, sender: str
+) -> tuple[str, bool] | Exception:
+    if content_sha256 != new.content_sha256 or sender != new.sender:
+        return DuplicateConflict(
+            f"nachrichtenUUID {new.message_uuid} was already accepted with other content"
+        )
+    return first_id, False
 
 
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._accepts: GroupCommit[tuple[NewSubmission, str], tuple[str, bool]] = GroupCommit(
+            self._accept_batch
+        )
 
     @classmethod
     def from_url(
@@ -110,7 +151,7 @@ class Store:
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         with unavailable_on_failure("store"):
-            async with self.engine.begin() as conn:
+            async with write_transaction(self.engine) as conn:
                 yield conn
 
     async def migrate(self) -> None:
@@ -123,6 +164,7 @@ class Store:
                 await conn.run_sync(migrate.upgrade)
 
     async def close(self) -> None:
+        await self._accepts.aclose()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -136,16 +178,62 @@ class Store:
         Idempotent by ``message_uuid``: the same content again returns the first id with
         ``created=False``; other content under the same UUID raises ``DuplicateConflict``.
         """
-        now = _now()
+        return await self._accepts.submit((new, work_state))
+
+    async def _accept_batch(
+        self, batch: Sequence[tuple[NewSubmission, str]]
+    ) -> list[tuple[str, bool] | Exception]:
         try:
-            async with self.engine.begin() as conn:
-                await self._insert(conn, new, work_state, now)
+            async with write_transaction(self.engine) as conn:
+                return await self._insert_new(conn, batch, _now())
+        except IntegrityError:
+            # Another process stored one of these UUIDs after our check (PostgreSQL with
+            # several API processes): settle each on its own, as if there were no batch.
+            return [await self._accept_one(new, work_state) for new, work_state in batch]
+        except UNAVAILABLE_ERRORS as exc:
+            return [Unavailable(f"store unavailable: {type(exc).__name__}")] * len(batch)
+
+    async def _insert_new(
+        self, conn: AsyncConnection, batch: Sequence[tuple[NewSubmission, str]], now: float
+    ) -> list[tuple[str, bool] | Exception]:
+        """Insert the batch's new UUIDs; settle the others against what is stored first."""
+        rows = await conn.execute(
+            select(
+                submissions.c.message_uuid,
+                submissions.c.id,
+                submissions.c.content_sha256,
+                submissions.c.sender,
+            ).where(submissions.c.message_uuid.in_([new.message_uuid for new, _ in batch]))
+        )
+        first: dict[str, tuple[str, str, str]] = {
+            r.message_uuid: (r.id, r.content_sha256, r.sender) for r in rows
+        }
+        outcomes: list[tuple[str, bool] | Exception] = []
+        fresh: list[tuple[NewSubmission, str]] = []
+        for new, work_state in batch:
+            known = first.get(new.message_uuid)
+            if known is None:
+                first[new.message_uuid] = (new.id, new.content_sha256, new.sender)
+                fresh.append((new, work_state))
+                outcomes.append((new.id, True))
+            else:
+                outcomes.append(_settle_duplicate(new, *known))
+        if fresh:
+            await self._insert(conn, fresh, now)
+        return outcomes
+
+    async def _accept_one(
+        self, new: NewSubmission, work_state: str
+    ) -> tuple[str, bool] | Exception:
+        try:
+            async with write_transaction(self.engine) as conn:
+                await self._insert(conn, [(new, work_state)], _now())
             return new.id, True
         except IntegrityError:
             pass
         except UNAVAILABLE_ERRORS as exc:
-            raise Unavailable(f"store unavailable: {type(exc).__name__}") from None
-        with unavailable_on_failure("store"):
+            return Unavailable(f"store unavailable: {type(exc).__name__}")
+        try:
             async with self.engine.connect() as conn:
                 row = (
                     await conn.execute(
@@ -154,48 +242,50 @@ class Store:
                         ).where(submissions.c.message_uuid == new.message_uuid)
                     )
                 ).first()
+        except UNAVAILABLE_ERRORS as exc:
+            return Unavailable(f"store unavailable: {type(exc).__name__}")
         if row is None:  # the conflict was not on the UUID: a genuine bug, surface it
-            raise RuntimeError(f"integrity error storing {new.message_uuid}")
-        if row.content_sha256 != new.content_sha256 or row.sender != new.sender:
-            raise DuplicateConflict(
-                f"nachrichtenUUID {new.message_uuid} was already accepted with other content"
-            )
-        return str(row.id), False
+            return RuntimeError(f"integrity error storing {new.message_uuid}")
+        return _settle_duplicate(new, str(row.id), row.content_sha256, row.sender)
 
     async def _insert(
-        self, conn: AsyncConnection, new: NewSubmission, work_state: str, now: float
+        self, conn: AsyncConnection, batch: Sequence[tuple[NewSubmission, str]], now: float
     ) -> None:
+        """One executemany per table for the whole batch."""
         await conn.execute(
-            insert(submissions).values(
-                id=new.id,
-                message_uuid=new.message_uuid,
-                sender=new.sender,
-                content_sha256=new.content_sha256,
-                message_type=new.message_type,
-                schema_set=new.schema_set,
-                municipality=new.municipality,
-                recipient=new.recipient,
-                author=new.author,
-                leika=new.leika,
-                config_version=new.config_version,
-                received_at=now,
-                xml=new.xml,
-            )
+            insert(submissions),
+            [
+                {
+                    "id": new.id,
+                    "message_uuid": new.message_uuid,
+                    "sender": new.sender,
+                    "content_sha256": new.content_sha256,
+                    "message_type": new.message_type,
+                    "schema_set": new.schema_set,
+                    "municipality": new.municipality,
+                    "recipient": new.recipient,
+                    "author": new.author,
+                    "leika": new.leika,
+                    "config_version": new.config_version,
+                    "received_at": now,
+                    "xml": new.xml,
+                }
+                for new, _ in batch
+            ],
         )
-        if new.attachments:
-            await conn.execute(
-                insert(attachments),
-                [
-                    {
-                        "submission_id": new.id,
-                        "name": a.name,
-                        "content_type": a.content_type,
-                        "sha256": a.sha256,
-                        "size": a.size,
-                    }
-                    for a in new.attachments
-                ],
-            )
+        attachment_rows = [
+            {
+                "submission_id": new.id,
+                "name": a.name,
+                "content_type": a.content_type,
+                "sha256": a.sha256,
+                "size": a.size,
+            }
+            for new, _ in batch
+            for a in new.attachments
+        ]
+        if attachment_rows:
+            await conn.execute(insert(attachments), attachment_rows)
         await conn.execute(
             insert(deliveries),
             [
@@ -208,20 +298,30 @@ class Store:
                     "attempts": 0,
                     "updated_at": now,
                 }
+                for new, _ in batch
                 for d in new.deliveries
             ],
         )
-        accepted = json.dumps(
-            {
-                "municipality": new.municipality,
-                "message_type": new.message_type,
-                "destinations": [d.destination for d in new.deliveries],
-                "config_version": new.config_version,
-                "attachments": len(new.attachments),
-            }
-        )
         await conn.execute(
-            insert(events).values(submission_id=new.id, at=now, kind="accepted", detail=accepted)
+            insert(events),
+            [
+                {
+                    "submission_id": new.id,
+                    "delivery_id": None,
+                    "at": now,
+                    "kind": "accepted",
+                    "detail": json.dumps(
+                        {
+                            "municipality": new.municipality,
+                            "message_type": new.message_type,
+                            "destinations": [d.destination for d in new.deliveries],
+                            "config_version": new.config_version,
+                            "attachments": len(new.attachments),
+                        }
+                    ),
+                }
+                for new, _ in batch
+            ],
         )
         await conn.execute(
             insert(work_items),
@@ -233,6 +333,7 @@ class Store:
                     "available_at": now,
                     "attempts": 0,
                 }
+                for new, work_state in batch
                 for d in new.deliveries
             ],
         )

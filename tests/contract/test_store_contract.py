@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,3 +113,36 @@ async def test_unknown_submission_is_not_found(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.submission(str(uuid.uuid4()))
     assert await store.job(str(uuid.uuid4())) is None
+
+
+async def test_concurrent_accepts_share_commits_and_settle_each_on_its_own(store: Store) -> None:
+    stored = new_submission()
+    await store.accept(stored, "ready")
+    fresh = [new_submission() for _ in range(20)]
+    same_again = new_submission(stored.message_uuid)
+    conflict = new_submission(stored.message_uuid, xml=b"<other/>")
+    twin = new_submission(fresh[0].message_uuid)  # same UUID and content, same batch
+    outcomes = await asyncio.gather(
+        *(store.accept(n, "ready") for n in [*fresh, same_again, conflict, twin]),
+        return_exceptions=True,
+    )
+    assert outcomes[:20] == [(n.id, True) for n in fresh]
+    assert outcomes[20] == (stored.id, False)
+    assert isinstance(outcomes[21], DuplicateConflict)
+    assert outcomes[22] == (fresh[0].id, False)
+    for n in fresh:
+        view = await store.submission(n.id)
+        assert len(view.deliveries) == 2 and view.attachments == n.attachments
+    assert len((await store.submission(stored.id)).deliveries) == 2
+
+
+async def test_a_conflict_inside_a_batch_of_other_content_keeps_the_first(store: Store) -> None:
+    first = new_submission()
+    rival = new_submission(first.message_uuid, xml=b"<b/>")
+    outcomes = await asyncio.gather(
+        store.accept(first, "ready"), store.accept(rival, "ready"), return_exceptions=True
+    )
+    assert outcomes[0] == (first.id, True)
+    assert isinstance(outcomes[1], DuplicateConflict)
+    with pytest.raises(NotFound):
+        await store.submission(rival.id)
