@@ -141,7 +141,7 @@ class EmbeddedQueue:
             )
 
     async def release(self, lease: Lease, delay: float) -> None:
-        async with self.engine.begin() as conn:
+        async with write_transaction(self.engine) as conn:
             await conn.execute(
                 update(work_items)
                 .where(self._owned(lease))  # type: ignore[arg-type]
