@@ -114,8 +114,8 @@ def scaled(workdir: Path) -> Iterator[servers.Server]:
         "XOEV_GATEWAY_CONFIG_DIR": str(servers.gateway_config(workdir)),
         "XOEV_GATEWAY_BROKER": "rabbitmq",
         "XOEV_GATEWAY_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
-        # Adjust to the setting the RabbitMQ branch names when it is merged.
-        "XOEV_GATEWAY_RABBITMQ_URL": AMQP_URL,
+        "XOEV_GATEWAY_AMQP_URL": AMQP_URL,
+        "XOEV_GATEWAY_RABBITMQ_PREFIX": name,
     }
     api = servers.Server("scaled-api", ["gateway", "api"], workdir, env)
     worker = subprocess.Popen(

@@ -28,7 +28,7 @@ from gateway.sdk import (
 )
 from gateway.store.blobs import BlobStore
 from gateway.store.records import DeliveryJob
-from gateway.store.store import Store
+from gateway.store.store import Attempt, Store
 
 log = logging.getLogger("xoev_gateway.worker")
 
@@ -155,13 +155,16 @@ class Worker:
             await self.store.record_dead(job, reason)
             await self.broker.dead_letter(lease, reason)
             return
-        await self.store.record_attempt(job, lease.attempt, config_version=config.version)
+        # The attempt is recorded together with its outcome: one write per delivery.
+        attempt = Attempt(lease.attempt, config.version)
         try:
             payload = self._payload(config, job)
         except GatewayError as exc:
             # The stored XML was valid at intake; a mapping that cannot take it will not
             # take it on the next attempt either: dead-letter, replay after fixing the config.
-            await self._dead(job, lease, f"mapping (config {config.version}): {exc.detail}")
+            await self._dead(
+                job, lease, attempt, f"mapping (config {config.version}): {exc.detail}"
+            )
             return
         try:
             adapter = self.adapters.get(destination)
@@ -170,32 +173,42 @@ class Worker:
                 timeout=destination.timeout_seconds,
             )
         except PermanentDeliveryError as exc:
-            await self._dead(job, lease, f"permanent: {exc}")
+            await self._dead(job, lease, attempt, f"permanent: {exc}")
             return
         except TimeoutError:
             await self._transient(
-                job, lease, destination, f"timed out after {destination.timeout_seconds}s", None
+                job,
+                lease,
+                attempt,
+                destination,
+                f"timed out after {destination.timeout_seconds}s",
+                None,
             )
             return
         except TransientDeliveryError as exc:
-            await self._transient(job, lease, destination, str(exc), exc.retry_after)
+            await self._transient(job, lease, attempt, destination, str(exc), exc.retry_after)
             return
         except Exception as exc:  # anything else counts as transient (adapter contract)
-            await self._transient(job, lease, destination, f"{type(exc).__name__}: {exc}", None)
+            await self._transient(
+                job, lease, attempt, destination, f"{type(exc).__name__}: {exc}", None
+            )
             return
-        await self.store.record_delivered(job, receipt.reference, receipt.message)
+        await self.store.record_delivered(job, receipt.reference, receipt.message, attempt)
         await self.broker.ack(lease)
 
     async def _transient(
         self,
         job: DeliveryJob,
         lease: Lease,
+        attempt: Attempt,
         destination: Destination,
         problem: str,
         retry_after: float | None,
     ) -> None:
         if lease.attempt >= destination.max_attempts:
-            await self._dead(job, lease, f"gave up after {lease.attempt} attempts: {problem}")
+            await self._dead(
+                job, lease, attempt, f"gave up after {lease.attempt} attempts: {problem}"
+            )
             return
         delay = backoff_delay(
             lease.attempt,
@@ -203,11 +216,11 @@ class Worker:
             destination.backoff_max_seconds,
             retry_after,
         )
-        await self.store.record_retry(job, problem, delay)
+        await self.store.record_retry(job, problem, delay, attempt)
         await self.broker.retry(lease, delay, problem)
 
-    async def _dead(self, job: DeliveryJob, lease: Lease, reason: str) -> None:
-        await self.store.record_dead(job, reason)
+    async def _dead(self, job: DeliveryJob, lease: Lease, attempt: Attempt, reason: str) -> None:
+        await self.store.record_dead(job, reason, attempt)
         await self.broker.dead_letter(lease, reason)
 
     def _payload(self, config: GatewayConfig, job: DeliveryJob) -> Payload | None:

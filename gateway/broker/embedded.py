@@ -13,12 +13,13 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Executable, and_, delete, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
+from gateway.store.group_commit import GroupCommit
 from gateway.store.store import UNAVAILABLE_ERRORS, write_transaction
 from gateway.store.tables import work_items
 
@@ -31,12 +32,13 @@ class EmbeddedQueue:
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
+        self._settlements: GroupCommit[Executable, None] = GroupCommit(self._settle_batch)
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        await self._settlements.aclose()
 
     async def ping(self) -> None:
         try:
@@ -116,51 +118,57 @@ class EmbeddedQueue:
             for r in rows
         ]
 
-    def _owned(self, lease: Lease) -> object:
+    def _owned(self, lease: Lease) -> ColumnElement[bool]:
         return and_(
             work_items.c.delivery_id == lease.item.delivery_id,
             work_items.c.lease_owner == lease.token,
         )
 
-    async def ack(self, lease: Lease) -> None:
+    async def _settle(self, statement: Executable) -> None:
+        await self._settlements.submit(statement)
+
+    async def _settle_batch(self, statements: Sequence[Executable]) -> list[None]:
+        """Settlements of concurrent deliveries share one transaction (group commit)."""
         async with write_transaction(self.engine) as conn:
-            await conn.execute(delete(work_items).where(self._owned(lease)))  # type: ignore[arg-type]
+            for statement in statements:
+                await conn.execute(statement)
+        return [None] * len(statements)
+
+    async def ack(self, lease: Lease) -> None:
+        await self._settle(delete(work_items).where(self._owned(lease)))
 
     async def retry(self, lease: Lease, delay: float, reason: str) -> None:
-        async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                update(work_items)
-                .where(self._owned(lease))  # type: ignore[arg-type]
-                .values(
-                    state="ready",
-                    available_at=time.time() + delay,
-                    lease_owner=None,
-                    lease_until=None,
-                    reason=reason,
-                )
+        await self._settle(
+            update(work_items)
+            .where(self._owned(lease))
+            .values(
+                state="ready",
+                available_at=time.time() + delay,
+                lease_owner=None,
+                lease_until=None,
+                reason=reason,
             )
+        )
 
     async def release(self, lease: Lease, delay: float) -> None:
-        async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                update(work_items)
-                .where(self._owned(lease))  # type: ignore[arg-type]
-                .values(
-                    state="ready",
-                    available_at=time.time() + delay,
-                    lease_owner=None,
-                    lease_until=None,
-                    attempts=work_items.c.attempts - 1,
-                )
+        await self._settle(
+            update(work_items)
+            .where(self._owned(lease))
+            .values(
+                state="ready",
+                available_at=time.time() + delay,
+                lease_owner=None,
+                lease_until=None,
+                attempts=work_items.c.attempts - 1,
             )
+        )
 
     async def dead_letter(self, lease: Lease, reason: str) -> None:
-        async with write_transaction(self.engine) as conn:
-            await conn.execute(
-                update(work_items)
-                .where(self._owned(lease))  # type: ignore[arg-type]
-                .values(state="dead", lease_owner=None, lease_until=None, reason=reason)
-            )
+        await self._settle(
+            update(work_items)
+            .where(self._owned(lease))
+            .values(state="dead", lease_owner=None, lease_until=None, reason=reason)
+        )
 
     async def dead_letters(self) -> list[DeadLetter]:
         async with self.engine.connect() as conn:

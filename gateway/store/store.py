@@ -16,6 +16,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, event, insert, select, text, update
@@ -125,9 +126,44 @@ def _settle_duplicate(
     return first_id, False
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt, recorded together with its outcome (one write, not two)."""
+
+    number: int
+    config_version: str | None
+    started_at: float = field(default_factory=time.time)
+
+    def detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"attempt": self.number}
+        if self.config_version is not None:
+            detail["config_version"] = self.config_version
+        return detail
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    job: DeliveryJob
+    values: dict[str, Any]
+    kind: str
+    detail: dict[str, Any]
+    attempt: Attempt | None
+
+
+def _event_row(job: DeliveryJob, at: float, kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "submission_id": job.submission_id,
+        "delivery_id": job.delivery_id,
+        "at": at,
+        "kind": kind,
+        "detail": json.dumps(detail, ensure_ascii=False),
+    }
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._outcomes: GroupCommit[_Outcome, None] = GroupCommit(self._record_outcomes)
         self._accepts: GroupCommit[tuple[NewSubmission, str], tuple[str, bool]] = GroupCommit(
             self._accept_batch
         )
@@ -165,6 +201,7 @@ class Store:
 
     async def close(self) -> None:
         await self._accepts.aclose()
+        await self._outcomes.aclose()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -451,52 +488,65 @@ class Store:
                 .where(deliveries.c.id == job.delivery_id)
                 .values(attempts=attempt, updated_at=_now(), config_version=config_version)
             )
-            detail: dict[str, Any] = {"attempt": attempt}
-            if config_version is not None:
-                detail["config_version"] = config_version
+            detail = Attempt(attempt, config_version).detail()
             await self._event(conn, job, "delivery.attempt", detail)
 
     async def record_delivered(
-        self, job: DeliveryJob, reference: str | None, message: str | None
+        self,
+        job: DeliveryJob,
+        reference: str | None,
+        message: str | None,
+        attempt: Attempt | None = None,
     ) -> None:
+        values = {
+            "state": "delivered",
+            "receipt_reference": reference,
+            "receipt_message": message,
+            "problem": None,
+        }
+        detail = {"destination": job.destination, "reference": reference, "message": message}
+        await self._outcomes.submit(_Outcome(job, values, "delivery.delivered", detail, attempt))
+
+    async def record_retry(
+        self, job: DeliveryJob, problem: str, delay: float, attempt: Attempt | None = None
+    ) -> None:
+        detail = {"problem": problem, "delay_seconds": round(delay, 3)}
+        await self._outcomes.submit(
+            _Outcome(job, {"problem": problem}, "delivery.retry", detail, attempt)
+        )
+
+    async def record_dead(
+        self, job: DeliveryJob, problem: str, attempt: Attempt | None = None
+    ) -> None:
+        values = {"state": "dead", "problem": problem}
+        await self._outcomes.submit(
+            _Outcome(job, values, "delivery.dead", {"problem": problem}, attempt)
+        )
+
+    async def _record_outcomes(self, batch: Sequence[_Outcome]) -> list[None]:
+        """Outcomes of concurrent deliveries share one transaction (group commit)."""
+        now = _now()
+        rows: list[dict[str, Any]] = []
         async with self._begin() as conn:
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == job.delivery_id)
-                .values(
-                    state="delivered",
-                    receipt_reference=reference,
-                    receipt_message=message,
-                    problem=None,
-                    updated_at=_now(),
+            for outcome in batch:
+                job, values = outcome.job, {**outcome.values, "updated_at": now}
+                if outcome.attempt is not None:
+                    values["attempts"] = outcome.attempt.number
+                    values["config_version"] = outcome.attempt.config_version
+                    rows.append(
+                        _event_row(
+                            job,
+                            outcome.attempt.started_at,
+                            "delivery.attempt",
+                            outcome.attempt.detail(),
+                        )
+                    )
+                await conn.execute(
+                    update(deliveries).where(deliveries.c.id == job.delivery_id).values(**values)
                 )
-            )
-            await self._event(
-                conn,
-                job,
-                "delivery.delivered",
-                {"destination": job.destination, "reference": reference, "message": message},
-            )
-
-    async def record_retry(self, job: DeliveryJob, problem: str, delay: float) -> None:
-        async with self._begin() as conn:
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == job.delivery_id)
-                .values(problem=problem, updated_at=_now())
-            )
-            await self._event(
-                conn, job, "delivery.retry", {"problem": problem, "delay_seconds": round(delay, 3)}
-            )
-
-    async def record_dead(self, job: DeliveryJob, problem: str) -> None:
-        async with self._begin() as conn:
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == job.delivery_id)
-                .values(state="dead", problem=problem, updated_at=_now())
-            )
-            await self._event(conn, job, "delivery.dead", {"problem": problem})
+                rows.append(_event_row(job, now, outcome.kind, outcome.detail))
+            await conn.execute(insert(events), rows)
+        return [None] * len(batch)
 
     async def record_replayed(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:
