@@ -79,6 +79,7 @@ class Worker:
         self.adapters = AdapterPool()
         self._stopping = asyncio.Event()
         self._in_flight = 0
+        self._claim_batch = max(1, concurrency // 2)
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -90,7 +91,9 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - self._in_flight
-                if free == 0:
+                # Claim in batches: each claim is a write (a commit) of its own, so taking
+                # one item per freed slot would cost a commit per delivery under load.
+                if free == 0 or (free < self._claim_batch and self._in_flight > 0):
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                     continue

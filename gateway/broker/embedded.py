@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
 from gateway.store.group_commit import GroupCommit
-from gateway.store.store import UNAVAILABLE_ERRORS, write_transaction
+from gateway.store.store import UNAVAILABLE_ERRORS, read_connection, write_transaction
 from gateway.store.tables import work_items
 
 
@@ -42,7 +42,7 @@ class EmbeddedQueue:
 
     async def ping(self) -> None:
         try:
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 await conn.execute(select(work_items.c.delivery_id).limit(1))
         except UNAVAILABLE_ERRORS as exc:
             raise Unavailable(f"queue unreachable: {type(exc).__name__}") from None
@@ -171,7 +171,7 @@ class EmbeddedQueue:
         )
 
     async def dead_letters(self) -> list[DeadLetter]:
-        async with self.engine.connect() as conn:
+        async with read_connection(self.engine) as conn:
             rows = (
                 await conn.execute(
                     select(work_items)

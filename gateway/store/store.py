@@ -41,7 +41,11 @@ def make_engine(
     url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_seconds: float = 30.0
 ) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": sqlite_busy_seconds})
+        # One aiosqlite thread per connection; enough that concurrent deliveries and
+        # accepts do not queue for a connection (reads never wait for the write lock).
+        engine = create_async_engine(
+            url, connect_args={"timeout": sqlite_busy_seconds}, pool_size=20, max_overflow=20
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -57,7 +61,9 @@ def make_engine(
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers take no lock in WAL mode: a deferred BEGIN never waits for writers.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     # PostgreSQL (asyncpg): pre-ping replaces connections that died with a server restart;
@@ -70,6 +76,16 @@ def make_engine(
         pool_timeout=10,
         connect_args={"timeout": 5, "command_timeout": 60},
     )
+
+
+READ_ONLY = "xoev_read_only"
+
+
+@asynccontextmanager
+async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only: on SQLite it never queues behind the write lock."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(**{READ_ONLY: True})
 
 
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
@@ -181,7 +197,7 @@ class Store:
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
         with unavailable_on_failure("store"):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 yield conn
 
     @asynccontextmanager
@@ -206,7 +222,7 @@ class Store:
 
     async def ping(self) -> None:
         with unavailable_on_failure("store"):
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 await conn.execute(text("SELECT 1"))
 
     async def accept(self, new: NewSubmission, work_state: str) -> tuple[str, bool]:
@@ -271,7 +287,7 @@ class Store:
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
         try:
-            async with self.engine.connect() as conn:
+            async with read_connection(self.engine) as conn:
                 row = (
                     await conn.execute(
                         select(
