@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from lxml import etree
+from pydantic import AfterValidator
 
 from gateway.errors import MissingRoutingKey, UnknownRecipient
 
@@ -49,6 +51,21 @@ class MunicipalityDirectory:
 def ars_to_ags(ars: str) -> str:
     """ARS (12 digits: Land, RB, Kreis, Verband, Gemeinde) to AGS (8 digits)."""
     return ars[:5] + ars[9:]
+
+
+def municipality_prefix(value: str) -> str:
+    """A configured municipality key as the AGS prefix it stands for ('' for '*')."""
+    if value == "*":
+        return ""
+    if not value.isdigit() or len(value) not in (2, 3, 5, 8, 12):
+        raise ValueError(
+            "must be '*' or a key of 2 (Land), 3 (Regierungsbezirk), 5 (Kreis), "
+            "8 (AGS) or 12 (ARS) digits"
+        )
+    return ars_to_ags(value) if len(value) == 12 else value
+
+
+MunicipalityPrefix = Annotated[str, AfterValidator(municipality_prefix)]
 
 
 class RecipientResolver:

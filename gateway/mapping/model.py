@@ -28,9 +28,10 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    field_validator,
     model_validator,
 )
+
+from gateway.intake.routing_keys import MunicipalityPrefix
 
 Scalar = str | int | float | bool | None
 
@@ -123,7 +124,7 @@ class MappingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: str = Field(description="Message type (root element name)")
-    municipality: str = Field(
+    municipality: MunicipalityPrefix = Field(
         default="*", validate_default=True, description="'*' or a key of 2, 3, 5, 8 or 12 digits"
     )
     destination: str | None = Field(default=None, description="Only for this destination")
@@ -131,15 +132,6 @@ class MappingConfig(BaseModel):
     xml_root: str | None = Field(default=None, description="Root element name for format xml")
     xml_namespace: str | None = None
     fields: dict[str, FieldValue] = {}
-
-    @field_validator("municipality")
-    @classmethod
-    def _municipality_key(cls, value: str) -> str:
-        if value == "*":
-            return ""
-        if not value.isdigit() or len(value) not in (2, 3, 5, 8, 12):
-            raise ValueError("must be '*' or a key of 2, 3, 5, 8 or 12 digits")
-        return value[:5] + value[9:] if len(value) == 12 else value
 
 
 FieldSpec.model_rebuild()

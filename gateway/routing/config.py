@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.adapter_registry import AdapterClass, load_adapter_class
 from gateway.errors import ConfigError
-from gateway.intake.routing_keys import ars_to_ags
+from gateway.intake.routing_keys import MunicipalityPrefix
 from gateway.mapping.codelists import CodeLists
 from gateway.mapping.model import MappingConfig, allow_xpath_shorthand
 from gateway.mapping.table import MappingSource, MappingSourceError, MappingTable, build_table
@@ -66,21 +66,9 @@ class DestinationConfig(BaseModel):
 class RouteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    municipality: str
+    municipality: MunicipalityPrefix
     service: str = "*"
     destinations: list[str] = Field(min_length=1)
-
-    @field_validator("municipality")
-    @classmethod
-    def _municipality_key(cls, value: str) -> str:
-        if value == "*":
-            return ""
-        if not value.isdigit() or len(value) not in (2, 3, 5, 8, 12):
-            raise ValueError(
-                "must be '*' or a key of 2 (Land), 3 (Regierungsbezirk), 5 (Kreis), "
-                "8 (AGS) or 12 (ARS) digits"
-            )
-        return ars_to_ags(value) if len(value) == 12 else value
 
 
 class ConfigFile(BaseModel):
