@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gateway.cli import ConfigDir, SchemaDirs, _settings, app, config_app, fail
 from gateway.errors import GatewayError
 from gateway.routing.yaml_lines import lines_of
+
+if TYPE_CHECKING:
+    from gateway.intake.registry import SchemaRegistry
+    from gateway.intake.routing_keys import MunicipalityDirectory
+    from gateway.routing.config import GatewayConfig
+    from gateway.settings import Settings
 
 mapping_app = typer.Typer(help="Preview what a message becomes for a municipality.")
 schema_app = typer.Typer(help="What the message types contain.", no_args_is_help=True)
@@ -24,6 +30,19 @@ app.add_typer(schema_app, name="schema")
 Municipality = Annotated[
     str, typer.Option("--municipality", "-m", help="AGS (8 digits) or ARS (12 digits).")
 ]
+
+
+def _load(settings: Settings) -> tuple[GatewayConfig, SchemaRegistry, MunicipalityDirectory]:
+    """Configuration, schema registry and municipality list, as a running gateway has them."""
+    from gateway.intake.registry import SchemaRegistry
+    from gateway.intake.routing_keys import MunicipalityDirectory
+    from gateway.routing.config import load_config
+
+    return (
+        load_config(settings.config_dir),
+        SchemaRegistry.load(settings.all_schema_dirs),
+        MunicipalityDirectory.load(settings.municipality_list),
+    )
 
 
 @config_app.command("explain")
@@ -130,16 +149,11 @@ def config_test(
     ] = False,
 ) -> None:
     """Run the mapping tests in <config>/mapping-tests; show a diff for each failure."""
-    from gateway.intake.registry import SchemaRegistry
-    from gateway.intake.routing_keys import MunicipalityDirectory
     from gateway.mapping.casebook import CASES_DIR, run_cases
-    from gateway.routing.config import load_config
 
     settings = _settings(config, schemas)
     try:
-        cfg = load_config(settings.config_dir)
-        registry = SchemaRegistry.load(settings.all_schema_dirs)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        cfg, registry, directory = _load(settings)
     except GatewayError as exc:
         raise fail(exc) from None
     results = run_cases(settings.config_dir, registry, directory, cfg, update=update)
@@ -186,16 +200,11 @@ def mapping_preview(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Print exactly what each routed destination's adapter would receive; deliver nothing."""
-    from gateway.intake.registry import SchemaRegistry
-    from gateway.intake.routing_keys import MunicipalityDirectory
     from gateway.mapping.preview import preview
-    from gateway.routing.config import load_config
 
     settings = _settings(config, schemas)
     try:
-        cfg = load_config(settings.config_dir)
-        registry = SchemaRegistry.load(settings.all_schema_dirs)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        cfg, registry, directory = _load(settings)
         shown = preview(file.read_bytes(), registry, directory, cfg, municipality)
     except OSError as exc:
         typer.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
