@@ -79,6 +79,8 @@ class CaseBook:
         self.state_file = state_file
         self.cases: list[Case] = []
         self._by_key: dict[str, Case] = {}
+        self.repeats = 0
+        """Requests that came again with a known Idempotency-Key (answered, no new case)."""
         if state_file is not None and state_file.exists():
             for raw in json.loads(state_file.read_text(encoding="utf-8")):
                 self._remember(Case.model_validate(raw))
@@ -97,6 +99,7 @@ class CaseBook:
         auth: str | None,
     ) -> tuple[Case, bool]:
         if key is not None and key in self._by_key:
+            self.repeats += 1
             return self._by_key[key], False
         year = datetime.now(UTC).year
         case = Case(
@@ -115,6 +118,7 @@ class CaseBook:
     def clear(self) -> None:
         self.cases.clear()
         self._by_key.clear()
+        self.repeats = 0
         self._save()
 
     def _save(self) -> None:
@@ -294,6 +298,7 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
     async def admin_state() -> dict[str, Any]:
         return {
             "cases": len(book.cases),
+            "repeats": book.repeats,
             "tokens_issued": len(tokens.issued),
             "fault": faults.mode,
         }

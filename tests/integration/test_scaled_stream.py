@@ -3,9 +3,8 @@
 stopped and started, a worker is SIGKILLed and PostgreSQL is restarted, one after the other.
 
 Every submission that got a 202 must be delivered exactly once per route: the file drop
-holds exactly one file per delivery id, and the journalling destination opened exactly one
-case per delivery id. (The second destination stands in for the HTTP adapter, which is
-being built on another branch.)
+holds exactly one file per delivery id, and the reference Fachverfahren, reached through
+the ``http`` adapter, opened exactly one case per delivery id (its Idempotency-Key).
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.journal_adapter import read_journal
 from tests.support.scaled import ScaledGateway, stream, write_config
+from tests.support.servers import ReferenceFachverfahren, reference_fachverfahren
 from tests.support.services import postgres_database, postgres_stopped, rabbitmq_stopped
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -29,17 +28,24 @@ COUNT = 2000
 async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
     tmp_path: Path, amqp_url: str
 ) -> None:
-    drop, cases, journal = tmp_path / "drop-a", tmp_path / "cases", tmp_path / "journal.log"
-    config = write_config(
-        tmp_path / "config",
-        "  drop-a:\n"
-        "    adapter: filedrop\n"
-        f"    settings: {{directory: {drop}, fsync: false}}\n"
-        "  drop-b:\n"
-        "    adapter: tests.support.journal_adapter:JournalAdapter\n"
-        f"    settings: {{directory: {cases}, journal: {journal}}}\n",
-        ["drop-a", "drop-b"],
-    )
+    drop = tmp_path / "drop-a"
+    with reference_fachverfahren(tmp_path / "fachverfahren") as fv:
+        config = write_config(
+            tmp_path / "config",
+            "  drop-a:\n"
+            "    adapter: filedrop\n"
+            f"    settings: {{directory: {drop}, fsync: false}}\n"
+            "  fachverfahren:\n"
+            "    adapter: http\n"
+            f"    settings: {{url: '{fv.url}/cases'}}\n",
+            ["drop-a", "fachverfahren"],
+        )
+        await _stream_and_check(tmp_path, config, amqp_url, drop, fv)
+
+
+async def _stream_and_check(
+    tmp_path: Path, config: Path, amqp_url: str, drop: Path, fv: ReferenceFachverfahren
+) -> None:
     async with postgres_database() as database_url:
         gw = ScaledGateway(
             tmp_path,
@@ -98,18 +104,18 @@ async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
     assert outbox[0]["n"] == 0
     by_destination = {
         dest: {r["id"] for r in deliveries if r["destination"] == dest}
-        for dest in ("drop-a", "drop-b")
+        for dest in ("drop-a", "fachverfahren")
     }
     assert all(len(ids) == COUNT for ids in by_destination.values())
     # drop-a: exactly one file per delivery id, nothing else.
     assert {p.stem for p in drop.glob("*.xml")} == by_destination["drop-a"]
     assert len(list(drop.glob("*.xml"))) == COUNT
-    # drop-b: exactly one case per delivery id; repeated calls are counted, not hidden.
-    assert {p.stem for p in cases.glob("*.case")} == by_destination["drop-b"]
-    entries = read_journal(journal)
-    new = Counter(d for d, outcome in entries if outcome == "new")
-    assert set(new) == by_destination["drop-b"] and set(new.values()) == {1}
-    repeated = len(entries) - len(new)
+    # The Fachverfahren (HTTP): exactly one case per delivery id, keyed by Idempotency-Key;
+    # repeated calls are counted by the Fachverfahren, not hidden.
+    cases = fv.cases()
+    keys = Counter(case["idempotency_key"] for case in cases)
+    assert set(keys) == by_destination["fachverfahren"] and set(keys.values()) == {1}
+    repeated = int(fv.state()["repeats"])
     # Repeats come only from the crash (deliveries in flight in the killed worker) and
     # from acks lost in the broker outage; bounded by what was in flight, not by volume.
     assert repeated <= 2 * 16 * 2, repeated
@@ -118,7 +124,7 @@ async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
         f"\n{COUNT} submissions (x2 routes) accepted in {result.seconds:.1f}s "
         f"({COUNT / result.seconds:.0f}/s), all delivered {drained:.1f}s after the stream "
         f"started draining; 503 answers during the outage: {result.unavailable}; "
-        f"repeated calls absorbed by drop-b: {repeated}; timeline: "
+        f"repeated calls absorbed by the Fachverfahren: {repeated}; timeline: "
         + ", ".join(
             f"{k} +{v - min(timeline.values()):.1f}s"
             for k, v in sorted(timeline.items(), key=lambda kv: kv[1])
