@@ -168,7 +168,12 @@ async def test_oauth2_token_is_fetched_once_and_cached(
     ) as h:
         outcomes = [await h.settled(await h.submit()) for _ in range(3)]
     assert [o.state for o in outcomes] == ["delivered"] * 3
-    assert auth_fv.state() == {"cases": 3, "tokens_issued": 1, "fault": "none"}
+    assert auth_fv.state() == {
+        "cases": 3,
+        "repeats": 0,
+        "tokens_issued": 1,
+        "fault": "none",
+    }
     assert {c["auth"] for c in auth_fv.cases()} == {"oauth2:xoev-gateway"}
 
 
