@@ -51,6 +51,18 @@ class GatewayError(Exception):
     def type_uri(self) -> str:
         return f"https://xoev-gateway.de/problems/{self.slug}"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Intake processes send errors back pickled; subclasses take other constructor
+        # arguments than ``args`` holds, so rebuild from the instance state instead.
+        return (_restore, (type(self), self.__dict__))
+
+
+def _restore(cls: type[GatewayError], state: dict[str, object]) -> GatewayError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("detail"))
+    error.__dict__.update(state)
+    return error
+
 
 class IntakeError(GatewayError):
     status = 400

@@ -12,6 +12,7 @@ from gateway.broker.embedded import EmbeddedQueue
 from gateway.broker.relay import OutboxRelay
 from gateway.errors import ConfigError, GatewayError
 from gateway.intake.pipeline import Intake
+from gateway.intake.processes import Examiner, InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
 from gateway.intake.routing_keys import MunicipalityDirectory
 from gateway.routing.config import GatewayConfig, load_config
@@ -66,9 +67,15 @@ class Runtime:
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, run_worker: bool, run_relay: bool = False
+        cls,
+        settings: Settings,
+        *,
+        run_worker: bool,
+        run_relay: bool = False,
+        serve_api: bool = False,
     ) -> Runtime:
-        """``run_relay``: publish the store's outbox (only brokers that use one)."""
+        """``run_relay``: publish the store's outbox (only brokers that use one);
+        ``serve_api``: submissions arrive, so start the intake processes (if configured)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
@@ -82,12 +89,24 @@ class Runtime:
         # Late-bound: the broker always sees the destinations of the active config.
         broker = make_broker(settings, store, lambda: runtime.config.destinations)
         blobs = BlobStore(settings.blob_dir)
+        examiner: Examiner = InProcess(registry)
         runtime = cls(
-            settings, registry, directory, store, broker, blobs, Intake(registry, directory, config)
+            settings, registry, directory, store, broker, blobs, Intake(examiner, directory, config)
         )
         try:
             await broker.start()
+            count = settings.intake_processes
+            count = auto_process_count() if count is None else count
+            if serve_api and count > 0:
+                runtime.intake = Intake(
+                    await IntakeProcesses.start(
+                        settings.all_schema_dirs, count, call_timeout=settings.intake_timeout
+                    ),
+                    directory,
+                    config,
+                )
         except BaseException:
+            await broker.close()
             await store.close()
             raise
         if run_relay and broker.work_state == "outbox":
@@ -121,6 +140,7 @@ class Runtime:
             await self._relay_task
         await self.broker.close()
         await self.store.close()
+        await self.intake.examiner.close()
 
     def reload_config(self) -> GatewayConfig:
         """Load the config directory again; a broken config raises and the old one stays."""
@@ -141,7 +161,7 @@ class Runtime:
     async def accept(
         self, body: bytes, sender: str, attachments: list[AttachmentRecord]
     ) -> tuple[str, bool]:
-        new = self.intake.prepare(body, sender, attachments)
+        new = await self.intake.prepare(body, sender, attachments)
         submission_id, created = await self.store.accept(new, self.broker.work_state)
         if created:
             self.broker.notify()

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     port: int = 8080
     max_xml_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    intake_processes: int | None = Field(default=None, ge=0)
+    """Processes that parse and validate submissions for the API; 0: on the event loop.
+    Default: one per core but one (none on a single core), at most 4."""
+    intake_timeout: float = Field(default=30.0, gt=0)
+    """How long one message may take to validate before its process is restarted (503)."""
 
     worker_concurrency: int = Field(default=16, ge=1)
     lease_seconds: float = Field(default=300.0, gt=0)

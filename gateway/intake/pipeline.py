@@ -5,20 +5,25 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from gateway.errors import NoRoute
 from gateway.intake.registry import SchemaRegistry, SchemaSet
 from gateway.intake.routing_keys import (
+    Header,
     MunicipalityDirectory,
     RecipientResolver,
     RoutingKeys,
-    extract,
+    read_header,
 )
 from gateway.intake.safe_xml import parse_untrusted
 from gateway.routing.config import GatewayConfig
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
+
+if TYPE_CHECKING:
+    from gateway.intake.processes import Examiner
 
 # Delivery ids are derived, not random: the same submission and destination always give
 # the same id, which adapters use as idempotency key / file name.
@@ -32,36 +37,56 @@ class Checked:
     keys: RoutingKeys
 
 
-def check(body: bytes, registry: SchemaRegistry, resolver: RecipientResolver) -> Checked:
-    """Everything ``xoev-gateway validate`` and the API check, in the same order."""
+@dataclass(frozen=True)
+class Examined:
+    """What intake learns without the routing config: small and picklable, so that it can
+    come back from an intake process."""
+
+    schema_set: str
+    leika: str | None
+    header: Header
+
+
+def _examine(body: bytes, registry: SchemaRegistry) -> tuple[etree._ElementTree, SchemaSet, Header]:
     tree = parse_untrusted(body)
     root = tree.getroot()
     schema_set = registry.identify(root)
     schema_set.validate(tree)
-    keys = extract(root, resolver, schema_set.leika)
-    return Checked(tree, schema_set, keys)
+    return tree, schema_set, read_header(root)
+
+
+def examine(body: bytes, registry: SchemaRegistry) -> Examined:
+    """Parse, identify, validate (XSD, then business rules) and read the header, once."""
+    _tree, schema_set, header = _examine(body, registry)
+    return Examined(schema_set.id, schema_set.leika, header)
+
+
+def check(body: bytes, registry: SchemaRegistry, resolver: RecipientResolver) -> Checked:
+    """Everything ``xoev-gateway validate`` and the API check, in the same order."""
+    tree, schema_set, header = _examine(body, registry)
+    return Checked(tree, schema_set, header.keys(resolver, schema_set.leika))
 
 
 class Intake:
     def __init__(
         self,
-        registry: SchemaRegistry,
+        examiner: Examiner,
         directory: MunicipalityDirectory,
         config: GatewayConfig,
     ) -> None:
-        self.registry = registry
+        self.examiner = examiner
         self.directory = directory
         self.config = config
         self.resolver = RecipientResolver(directory, config.recipients)
 
     def with_config(self, config: GatewayConfig) -> Intake:
-        return Intake(self.registry, self.directory, config)
+        return Intake(self.examiner, self.directory, config)
 
-    def prepare(
+    async def prepare(
         self, body: bytes, sender: str, attachments: list[AttachmentRecord]
     ) -> NewSubmission:
-        checked = check(body, self.registry, self.resolver)
-        keys = checked.keys
+        examined = await self.examiner.examine(body)
+        keys = examined.header.keys(self.resolver, examined.leika)
         services = (keys.message_type,) + ((keys.leika,) if keys.leika else ())
         destinations = self.config.resolve(keys.municipality, services)
         if not destinations:
@@ -80,7 +105,7 @@ class Intake:
             sender=sender,
             content_sha256=content.hexdigest(),
             message_type=keys.message_type,
-            schema_set=checked.schema_set.id,
+            schema_set=examined.schema_set,
             municipality=keys.municipality,
             recipient=keys.recipient,
             author=keys.author,

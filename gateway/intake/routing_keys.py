@@ -118,7 +118,27 @@ def _text(element: etree._Element | None) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def extract(root: etree._Element, resolver: RecipientResolver, leika: str | None) -> RoutingKeys:
+@dataclass(frozen=True)
+class Header:
+    """What the Nachrichtenkopf says, before the recipient is resolved against the config."""
+
+    message_uuid: str
+    message_type: str
+    author: str | None
+    recipient: str
+
+    def keys(self, resolver: RecipientResolver, leika: str | None) -> RoutingKeys:
+        return RoutingKeys(
+            message_uuid=self.message_uuid,
+            message_type=self.message_type,
+            author=self.author,
+            recipient=self.recipient,
+            municipality=resolver.resolve(self.recipient),
+            leika=leika,
+        )
+
+
+def read_header(root: etree._Element) -> Header:
     header = _child(root, "nachrichtenkopf.g2g")
     if header is None:
         raise MissingRoutingKey("the message has no nachrichtenkopf.g2g")
@@ -130,11 +150,13 @@ def extract(root: etree._Element, resolver: RecipientResolver, leika: str | None
     recipient = _text(_child(_child(header, "leser"), "kennung"))
     if recipient is None:
         raise MissingRoutingKey("nachrichtenkopf.g2g has no leser/kennung (the recipient)")
-    return RoutingKeys(
+    return Header(
         message_uuid=uuid.lower(),
         message_type=_local(root.tag),
         author=_text(_child(_child(header, "autor"), "kennung")),
         recipient=recipient,
-        municipality=resolver.resolve(recipient),
-        leika=leika,
     )
+
+
+def extract(root: etree._Element, resolver: RecipientResolver, leika: str | None) -> RoutingKeys:
+    return read_header(root).keys(resolver, leika)
