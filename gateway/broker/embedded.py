@@ -13,14 +13,14 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Executable, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Executable, and_, delete, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
 from gateway.store.group_commit import GroupCommit
-from gateway.store.store import UNAVAILABLE_ERRORS, read_connection, write_transaction
+from gateway.store.store import UNAVAILABLE_ERRORS, read_connection, writer_for
 from gateway.store.tables import work_items
 
 
@@ -29,6 +29,7 @@ class EmbeddedQueue:
 
     def __init__(self, engine: AsyncEngine, lease_seconds: float = 300.0) -> None:
         self.engine = engine
+        self.writer = writer_for(engine)
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
@@ -70,8 +71,7 @@ class EmbeddedQueue:
             index_elements=[work_items.c.delivery_id],
             set_={"state": "ready", "available_at": now, "lease_owner": None},
         )
-        async with write_transaction(self.engine) as conn:
-            await conn.execute(stmt)
+        await self.writer.run(lambda conn: conn.execute(stmt))
         self.notify()
 
     async def receive(self, max_items: int, wait: float) -> list[Lease]:
@@ -111,8 +111,7 @@ class EmbeddedQueue:
             )
             .returning(work_items.c.delivery_id, work_items.c.destination, work_items.c.attempts)
         )
-        async with write_transaction(self.engine) as conn:
-            rows = (await conn.execute(stmt)).all()
+        rows = await self.writer.run(lambda conn: conn.execute(stmt).all())
         return [
             Lease(WorkItem(r.delivery_id, r.destination), attempt=r.attempts, token=token)
             for r in rows
@@ -129,9 +128,12 @@ class EmbeddedQueue:
 
     async def _settle_batch(self, statements: Sequence[Executable]) -> list[None]:
         """Settlements of concurrent deliveries share one transaction (group commit)."""
-        async with write_transaction(self.engine) as conn:
+
+        def body(conn: Connection) -> None:
             for statement in statements:
-                await conn.execute(statement)
+                conn.execute(statement)
+
+        await self.writer.run(body)
         return [None] * len(statements)
 
     async def ack(self, lease: Lease) -> None:
@@ -188,14 +190,12 @@ class EmbeddedQueue:
         cond = work_items.c.state == "dead"
         if delivery_ids is not None:
             cond = and_(cond, work_items.c.delivery_id.in_(delivery_ids))
-        async with write_transaction(self.engine) as conn:
-            rows = (
-                await conn.execute(
-                    update(work_items)
-                    .where(cond)
-                    .values(state="ready", available_at=time.time(), attempts=0, reason=None)
-                    .returning(work_items.c.delivery_id)
-                )
-            ).all()
+        stmt = (
+            update(work_items)
+            .where(cond)
+            .values(state="ready", available_at=time.time(), attempts=0, reason=None)
+            .returning(work_items.c.delivery_id)
+        )
+        rows = await self.writer.run(lambda conn: conn.execute(stmt).all())
         self.notify()
         return [r.delivery_id for r in rows]

@@ -113,6 +113,7 @@ class SchemaRegistry:
     def __init__(self, sets: Iterable[SchemaSet]) -> None:
         self._by_key: dict[tuple[str, str], list[SchemaSet]] = {}
         self._any_root: dict[str, list[SchemaSet]] = {}
+        self._by_tag: dict[str, list[SchemaSet]] = {}
         self.sets: list[SchemaSet] = list(sets)
         for s in self.sets:
             if s.messages:
@@ -143,19 +144,33 @@ class SchemaRegistry:
         return cls(_compile(directory, entry, resolver, compiler) for directory, entry in entries)
 
     def identify(self, root: etree._Element) -> SchemaSet:
-        qname = etree.QName(root)
-        namespace, local = qname.namespace or "", qname.localname
-        candidates = self._by_key.get((namespace, local)) or self._any_root.get(namespace)
-        if not candidates:
-            raise UnknownMessageType(
-                f"no schema set for root element '{local}' in namespace '{namespace}'"
-            )
+        tag = root.tag
+        candidates = self._by_tag.get(tag) if isinstance(tag, str) else None
+        if candidates is None:
+            candidates = self._candidates(root)
         version = root.get("version")
         for candidate in candidates:
             if candidate.version is None or version is None or candidate.version == version:
                 return candidate
+        local = etree.QName(root).localname
         known = ", ".join(c.version or "?" for c in candidates)
         raise UnknownMessageType(f"'{local}' version {version} is not supported (known: {known})")
+
+    def _candidates(self, root: etree._Element) -> list[SchemaSet]:
+        qname = etree.QName(root)
+        namespace, local = qname.namespace or "", qname.localname
+        exact = self._by_key.get((namespace, local))
+        if exact:
+            # Remembered by the root's tag: later messages skip the QName split (~1.5 µs).
+            # Only declared message types, so that senders cannot grow this dict.
+            self._by_tag[str(root.tag)] = exact
+            return exact
+        candidates = self._any_root.get(namespace)
+        if not candidates:
+            raise UnknownMessageType(
+                f"no schema set for root element '{local}' in namespace '{namespace}'"
+            )
+        return candidates
 
     def find(self, message_type: str) -> SchemaSet | None:
         for s in self.sets:

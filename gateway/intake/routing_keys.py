@@ -103,12 +103,12 @@ def _local(tag: object) -> str:
 
 def _child(parent: etree._Element | None, name: str) -> etree._Element | None:
     # Headers differ in namespace (XBau leaves them unqualified, others qualify them), so
-    # match on local names. A plain loop over the few children is ~5x faster than
-    # ElementPath's ``{*}`` wildcard, which walks in Python too.
+    # match on local names. A plain loop is faster than ``iterchildren`` (~2 µs to set
+    # up) or ElementPath's ``{*}`` wildcard, which walks in Python too.
     if parent is None:
         return None
-    for child in parent.iterchildren(etree.Element):
-        if _local(child.tag) == name:
+    for child in parent:
+        if isinstance(child.tag, str) and _local(child.tag) == name:
             return child
     return None
 
@@ -138,10 +138,44 @@ class Header:
         )
 
 
+_HEADER = "nachrichtenkopf.g2g"
+# One compiled XPath per header namespace reads all three values in one C call (~3 µs);
+# the local-name walk below costs ~20 µs in Python and only runs when this finds no
+# UUID or recipient, to name exactly what is missing.
+_header_paths: dict[str, etree.XPath] = {}
+
+
+def _header_path(namespace: str) -> etree.XPath:
+    path = _header_paths.get(namespace)
+    if path is None:
+        p = "h:" if namespace else ""
+        values = [
+            f"normalize-space({p}identifikation.nachricht/{p}nachrichtenUUID)",
+            f"normalize-space({p}leser/{p}kennung)",
+            f"normalize-space({p}autor/{p}kennung)",
+        ]
+        path = etree.XPath(
+            "concat(" + ", '\n', ".join(values) + ")",
+            namespaces={"h": namespace} if namespace else None,
+        )
+        _header_paths[namespace] = path
+    return path
+
+
 def read_header(root: etree._Element) -> Header:
-    header = _child(root, "nachrichtenkopf.g2g")
+    header = _child(root, _HEADER)
     if header is None:
         raise MissingRoutingKey("the message has no nachrichtenkopf.g2g")
+    tag = str(header.tag)
+    namespace = tag[1 : tag.index("}")] if tag[0] == "{" else ""
+    # normalize-space leaves no newline inside a value, so the separator is unambiguous
+    uuid, recipient, author = str(_header_path(namespace)(header)).split("\n")
+    if uuid and recipient:
+        return Header(uuid.lower(), _local(root.tag), author or None, recipient)
+    return _walk_header(root, header)
+
+
+def _walk_header(root: etree._Element, header: etree._Element) -> Header:
     uuid = _text(_child(_child(header, "identifikation.nachricht"), "nachrichtenUUID"))
     if uuid is None:
         raise MissingRoutingKey(
