@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from bench.workload import REPO, documents
 from gateway.broker.embedded import EmbeddedQueue
 from gateway.intake.pipeline import Intake, check
+from gateway.intake.processes import InProcess
 from gateway.intake.registry import SchemaRegistry
 from gateway.intake.routing_keys import MunicipalityDirectory, RecipientResolver
 from gateway.routing.config import GatewayConfig, load_config
@@ -89,13 +90,13 @@ async def _preload(
     config = load_config(config_dir)
     registry = SchemaRegistry.load([SHIPPED_SCHEMAS])
     directory = MunicipalityDirectory.load(SHIPPED_SCHEMAS / "codelists" / "ags.tsv")
-    intake = Intake(registry, directory, config)
+    intake = Intake(InProcess(registry), directory, config)
     store = Store.from_url(f"sqlite+aiosqlite:///{workdir / 'gateway.db'}")
     await store.migrate()
-    news = [intake.prepare(doc, "efa-portal", []) for doc in documents(seed, count)]
+    news = [await intake.prepare(doc, "efa-portal", []) for doc in documents(seed, count)]
     # Loaded in one transaction: the scenario measures delivery, not accept.
-    async with store.engine.begin() as conn:
-        await store._insert(conn, [(new, "ready") for new in news], time.time())
+    now = time.time()
+    await store.db.write(lambda conn: store._insert(conn, [(new, "ready") for new in news], now))
     return store, config, sum(len(n.deliveries) for n in news)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
 from gateway.store.group_commit import GroupCommit
-from gateway.store.store import UNAVAILABLE_ERRORS, read_connection, writer_for
+from gateway.store.store import UNAVAILABLE_ERRORS, database_for, read_connection
 from gateway.store.tables import work_items
 
 
@@ -29,7 +29,7 @@ class EmbeddedQueue:
 
     def __init__(self, engine: AsyncEngine, lease_seconds: float = 300.0) -> None:
         self.engine = engine
-        self.writer = writer_for(engine)
+        self.db = database_for(engine)
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
@@ -71,7 +71,7 @@ class EmbeddedQueue:
             index_elements=[work_items.c.delivery_id],
             set_={"state": "ready", "available_at": now, "lease_owner": None},
         )
-        await self.writer.run(lambda conn: conn.execute(stmt))
+        await self.db.write(lambda conn: conn.execute(stmt))
         self.notify()
 
     async def receive(self, max_items: int, wait: float) -> list[Lease]:
@@ -111,7 +111,7 @@ class EmbeddedQueue:
             )
             .returning(work_items.c.delivery_id, work_items.c.destination, work_items.c.attempts)
         )
-        rows = await self.writer.run(lambda conn: conn.execute(stmt).all())
+        rows = await self.db.write(lambda conn: conn.execute(stmt).all())
         return [
             Lease(WorkItem(r.delivery_id, r.destination), attempt=r.attempts, token=token)
             for r in rows
@@ -133,7 +133,7 @@ class EmbeddedQueue:
             for statement in statements:
                 conn.execute(statement)
 
-        await self.writer.run(body)
+        await self.db.write(body)
         return [None] * len(statements)
 
     async def ack(self, lease: Lease) -> None:
@@ -173,14 +173,10 @@ class EmbeddedQueue:
         )
 
     async def dead_letters(self) -> list[DeadLetter]:
-        async with read_connection(self.engine) as conn:
-            rows = (
-                await conn.execute(
-                    select(work_items)
-                    .where(work_items.c.state == "dead")
-                    .order_by(work_items.c.available_at)
-                )
-            ).all()
+        query = select(work_items).where(work_items.c.state == "dead")
+        rows = await self.db.read(
+            lambda conn: conn.execute(query.order_by(work_items.c.available_at)).all()
+        )
         return [
             DeadLetter(WorkItem(r.delivery_id, r.destination), r.reason or "", r.attempts)
             for r in rows
@@ -196,6 +192,6 @@ class EmbeddedQueue:
             .values(state="ready", available_at=time.time(), attempts=0, reason=None)
             .returning(work_items.c.delivery_id)
         )
-        rows = await self.writer.run(lambda conn: conn.execute(stmt).all())
+        rows = await self.db.write(lambda conn: conn.execute(stmt).all())
         self.notify()
         return [r.delivery_id for r in rows]

@@ -68,15 +68,15 @@ def make_engine(
             url, connect_args={"timeout": sqlite_busy_seconds}, pool_size=20, max_overflow=20
         )
         _sqlite_events(engine.sync_engine, sqlite_synchronous, sqlite_busy_seconds)
-        # Writes: one thread with a synchronous connection (see ``Writer``).
+        # The hot paths: synchronous connections in a few threads (see ``Database``).
         sync_engine = create_engine(
             engine.url.set(drivername="sqlite"),
             connect_args={"timeout": sqlite_busy_seconds, "check_same_thread": False},
-            pool_size=1,
+            pool_size=1 + Database.READERS,
             max_overflow=0,
         )
         _sqlite_events(sync_engine, sqlite_synchronous, sqlite_busy_seconds)
-        _writers[engine.sync_engine] = Writer(engine, sync_engine)
+        _databases[engine.sync_engine] = Database(engine, sync_engine)
         return engine
     # PostgreSQL (asyncpg): pre-ping replaces connections that died with a server restart;
     # short connect/pool timeouts make an outage a quick 503 instead of a hanging request.
@@ -93,56 +93,75 @@ def make_engine(
 T = TypeVar("T")
 
 
-class Writer:
-    """Runs write transactions, each given as one synchronous function of a connection.
+class Database:
+    """Runs store operations, each given as one synchronous function of a connection.
 
-    SQLite: in one dedicated thread on a synchronous connection, so a whole transaction
-    is a single hand-off. With aiosqlite every statement went back through the event
-    loop, and while the loop was busy with requests the write lock stayed held: under
-    load the lock was taken ~100 % of the time, 23 ms per group commit (issue 6). One
-    thread also is SQLite's one writer, so writers of this process queue in its executor.
+    SQLite: writes in one dedicated thread, reads in a few others, all on synchronous
+    connections, so that a whole operation is a single hand-off between threads. With
+    aiosqlite every statement was ~4 hand-offs through its thread and the event loop:
+    a delivery's job read took 12 of them (2.5 ms serial, 30 ms under load), and while
+    the loop was busy with requests the write lock stayed held between statements,
+    ~100 % of the time under load, 23 ms per group commit (issue 6). The one writer
+    thread also is SQLite's one writer: this process's writes queue in its executor.
 
-    PostgreSQL: the same function through ``run_sync`` on the async engine (greenlets),
-    one connection per transaction from the pool; no single writer there.
+    PostgreSQL: the same functions through ``run_sync`` on the async engine (greenlets),
+    a pooled connection per operation; no single writer there.
     """
+
+    READERS = 4
 
     def __init__(self, engine: AsyncEngine, sync_engine: Engine | None = None) -> None:
         self.engine = engine
         self.sync_engine = sync_engine
-        self._thread = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-            if sync_engine is not None
-            else None
-        )
+        self._writer: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        if sync_engine is not None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            self._readers = ThreadPoolExecutor(self.READERS, thread_name_prefix="sqlite-reader")
 
-    async def run(self, body: Callable[[Connection], T]) -> T:
-        if self._thread is None:
+    async def write(self, body: Callable[[Connection], T]) -> T:
+        """``body`` in a write transaction (SQLite: BEGIN IMMEDIATE)."""
+        if self._writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(body)
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._transaction, body
+            self._writer, self._transaction, body, False
         )
 
-    def _transaction(self, body: Callable[[Connection], T]) -> T:
+    async def read(self, body: Callable[[Connection], T]) -> T:
+        """``body`` in a read transaction (SQLite: deferred, never waits for writers)."""
+        if self._readers is None:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(body)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._transaction, body, True
+        )
+
+    def _transaction(self, body: Callable[[Connection], T], read_only: bool) -> T:
         assert self.sync_engine is not None
-        with self.sync_engine.begin() as conn:
-            return body(conn)
+        with self.sync_engine.connect() as conn:
+            if read_only:
+                conn.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                return body(conn)
 
     async def close(self) -> None:
-        if self._thread is not None and self.sync_engine is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self.sync_engine.dispose)
-            self._thread.shutdown(wait=True)
+        if self._writer is None or self._readers is None or self.sync_engine is None:
+            return
+        self._readers.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(self._writer, self.sync_engine.dispose)
+        self._writer.shutdown(wait=True)
 
 
-_writers: weakref.WeakKeyDictionary[Engine, Writer] = weakref.WeakKeyDictionary()
+_databases: weakref.WeakKeyDictionary[Engine, Database] = weakref.WeakKeyDictionary()
 
 
-def writer_for(engine: AsyncEngine) -> Writer:
-    """The engine's writer (SQLite: its single writer thread, made with the engine)."""
-    writer = _writers.get(engine.sync_engine)
-    if writer is None:
-        writer = _writers.setdefault(engine.sync_engine, Writer(engine))
-    return writer
+def database_for(engine: AsyncEngine) -> Database:
+    """The engine's ``Database`` (SQLite: its threads, made together with the engine)."""
+    database = _databases.get(engine.sync_engine)
+    if database is None:
+        database = _databases.setdefault(engine.sync_engine, Database(engine))
+    return database
 
 
 READ_ONLY = "xoev_read_only"
@@ -223,7 +242,7 @@ def _event_row(job: DeliveryJob, at: float, kind: str, detail: dict[str, Any]) -
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.writer = writer_for(engine)
+        self.db = database_for(engine)
         self._outcomes: GroupCommit[_Outcome, None] = GroupCommit(self._record_outcomes)
         self._accepts: GroupCommit[tuple[NewSubmission, str], tuple[str, bool]] = GroupCommit(
             self._accept_batch
@@ -239,15 +258,13 @@ class Store:
             )
         )
 
-    @asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        with unavailable_on_failure("store"):
-            async with read_connection(self.engine) as conn:
-                yield conn
-
     async def _write(self, body: Callable[[Connection], T]) -> T:
         with unavailable_on_failure("store"):
-            return await self.writer.run(body)
+            return await self.db.write(body)
+
+    async def _read(self, body: Callable[[Connection], T]) -> T:
+        with unavailable_on_failure("store"):
+            return await self.db.read(body)
 
     async def migrate(self) -> None:
         with unavailable_on_failure("store"):
@@ -261,7 +278,7 @@ class Store:
     async def close(self) -> None:
         await self._accepts.aclose()
         await self._outcomes.aclose()
-        await self.writer.close()
+        await self.db.close()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -282,7 +299,7 @@ class Store:
     ) -> list[tuple[str, bool] | Exception]:
         now = _now()
         try:
-            return await self.writer.run(lambda conn: self._insert_new(conn, batch, now))
+            return await self.db.write(lambda conn: self._insert_new(conn, batch, now))
         except IntegrityError:
             # Another process stored one of these UUIDs after our check (PostgreSQL with
             # several API processes): settle each on its own, as if there were no batch.
@@ -324,21 +341,17 @@ class Store:
     ) -> tuple[str, bool] | Exception:
         now = _now()
         try:
-            await self.writer.run(lambda conn: self._insert(conn, [(new, work_state)], now))
+            await self.db.write(lambda conn: self._insert(conn, [(new, work_state)], now))
             return new.id, True
         except IntegrityError:
             pass
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
+        query = select(submissions.c.id, submissions.c.content_sha256, submissions.c.sender).where(
+            submissions.c.message_uuid == new.message_uuid
+        )
         try:
-            async with read_connection(self.engine) as conn:
-                row = (
-                    await conn.execute(
-                        select(
-                            submissions.c.id, submissions.c.content_sha256, submissions.c.sender
-                        ).where(submissions.c.message_uuid == new.message_uuid)
-                    )
-                ).first()
+            row = await self.db.read(lambda conn: conn.execute(query).first())
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
         if row is None:  # the conflict was not on the UUID: a genuine bug, surface it
@@ -436,27 +449,25 @@ class Store:
         )
 
     async def submission(self, submission_id: str) -> SubmissionView:
-        async with self._connect() as conn:
-            sub = (
-                await conn.execute(select(submissions).where(submissions.c.id == submission_id))
-            ).first()
-            if sub is None:
-                raise NotFound(f"no submission {submission_id}")
-            dels = (
-                await conn.execute(
-                    select(deliveries)
-                    .where(deliveries.c.submission_id == submission_id)
-                    .order_by(deliveries.c.destination)
-                )
-            ).all()
-            evs = (
-                await conn.execute(
-                    select(events)
-                    .where(events.c.submission_id == submission_id)
-                    .order_by(events.c.id)
-                )
-            ).all()
-            atts = await self._attachments(conn, submission_id)
+        return await self._read(lambda conn: self._submission(conn, submission_id))
+
+    def _submission(self, conn: Connection, submission_id: str) -> SubmissionView:
+        sub = (conn.execute(select(submissions).where(submissions.c.id == submission_id))).first()
+        if sub is None:
+            raise NotFound(f"no submission {submission_id}")
+        dels = (
+            conn.execute(
+                select(deliveries)
+                .where(deliveries.c.submission_id == submission_id)
+                .order_by(deliveries.c.destination)
+            )
+        ).all()
+        evs = (
+            conn.execute(
+                select(events).where(events.c.submission_id == submission_id).order_by(events.c.id)
+            )
+        ).all()
+        atts = self._attachments(conn, submission_id)
         return SubmissionView(
             id=sub.id,
             message_uuid=sub.message_uuid,
@@ -488,11 +499,9 @@ class Store:
             attachments=atts,
         )
 
-    async def _attachments(
-        self, conn: AsyncConnection, submission_id: str
-    ) -> list[AttachmentRecord]:
+    def _attachments(self, conn: Connection, submission_id: str) -> list[AttachmentRecord]:
         rows = (
-            await conn.execute(
+            conn.execute(
                 select(attachments)
                 .where(attachments.c.submission_id == submission_id)
                 .order_by(attachments.c.id)
@@ -504,27 +513,29 @@ class Store:
         ]
 
     async def job(self, delivery_id: str) -> DeliveryJob | None:
-        async with self._connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        deliveries.c.id,
-                        deliveries.c.submission_id,
-                        deliveries.c.destination,
-                        deliveries.c.state,
-                        submissions.c.message_uuid,
-                        submissions.c.message_type,
-                        submissions.c.municipality,
-                        submissions.c.sender,
-                        submissions.c.xml,
-                    )
-                    .join(submissions, submissions.c.id == deliveries.c.submission_id)
-                    .where(deliveries.c.id == delivery_id)
+        return await self._read(lambda conn: self._job(conn, delivery_id))
+
+    def _job(self, conn: Connection, delivery_id: str) -> DeliveryJob | None:
+        row = (
+            conn.execute(
+                select(
+                    deliveries.c.id,
+                    deliveries.c.submission_id,
+                    deliveries.c.destination,
+                    deliveries.c.state,
+                    submissions.c.message_uuid,
+                    submissions.c.message_type,
+                    submissions.c.municipality,
+                    submissions.c.sender,
+                    submissions.c.xml,
                 )
-            ).first()
-            if row is None:
-                return None
-            atts = await self._attachments(conn, row.submission_id)
+                .join(submissions, submissions.c.id == deliveries.c.submission_id)
+                .where(deliveries.c.id == delivery_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        atts = self._attachments(conn, row.submission_id)
         return DeliveryJob(
             delivery_id=row.id,
             submission_id=row.submission_id,

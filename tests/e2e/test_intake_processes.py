@@ -1,0 +1,134 @@
+"""Intake in child processes: same answers as in process, and a dead or hung child costs
+only the calls it held (503), then is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway import errors
+from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, Unavailable
+from gateway.intake.pipeline import examine
+from gateway.intake.processes import IntakeProcesses
+from gateway.intake.registry import SchemaRegistry
+from gateway.settings import SHIPPED_SCHEMAS
+
+SAMPLES = SHIPPED_SCHEMAS / "samples"
+
+
+def _sample(name: str) -> Path:
+    found = sorted(SAMPLES.rglob(name))
+    assert found, f"no sample {name}"
+    return found[0]
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[IntakeProcesses]:
+    processes = await IntakeProcesses.start([SHIPPED_SCHEMAS], 1, call_timeout=5.0)
+    try:
+        yield processes
+    finally:
+        await processes.close()
+
+
+async def _replaced(pool: IntakeProcesses, old_pid: int, timeout: float = 20.0) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if pool.pids and pool.pids[0] != old_pid:
+            return pool.pids[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"intake process {old_pid} was not replaced within {timeout} s")
+
+
+def test_every_gateway_error_survives_pickling() -> None:
+    classes = [
+        cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, GatewayError)
+    ]
+    assert len(classes) > 10
+    for cls in classes:
+        if cls is InvalidMessage:
+            error: GatewayError = InvalidMessage("2 violations", [ErrorDetail("/a", 3, "bad")])
+        else:
+            error = cls("why")
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is cls
+        assert copy.detail == error.detail
+        assert str(copy) == str(error)
+        assert copy.__dict__ == error.__dict__
+
+
+async def test_answers_match_in_process_intake(pool: IntakeProcesses) -> None:
+    registry = SchemaRegistry.load([SHIPPED_SCHEMAS])
+    for path in sorted(SAMPLES.rglob("*.xml")):
+        body = path.read_bytes()
+        try:
+            expected: object = examine(body, registry)
+        except GatewayError as exc:
+            expected = (type(exc), exc.detail, getattr(exc, "errors", None))
+        try:
+            got: object = await pool.examine(body)
+        except GatewayError as exc:
+            got = (type(exc), exc.detail, getattr(exc, "errors", None))
+        assert got == expected, path.name
+
+
+async def test_business_rule_errors_come_back_with_their_locations(
+    pool: IntakeProcesses,
+) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        await pool.examine(_sample("rule-violation.xml").read_bytes())
+    (error,) = caught.value.errors
+    assert error.message.startswith("[sch-hs-001]")
+    assert error.line is not None and error.path.startswith("/hs:")
+
+
+async def test_a_killed_child_fails_only_its_calls_and_is_replaced(
+    pool: IntakeProcesses,
+) -> None:
+    body = _sample("anmeldung-koeln.xml").read_bytes()
+    (pid,) = pool.pids
+    os.kill(pid, signal.SIGSTOP)  # hold the call in flight
+    try:
+        in_flight = asyncio.create_task(pool.examine(body))
+        await asyncio.sleep(0.2)
+        assert not in_flight.done()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(Unavailable, match="exited"):
+        await in_flight
+    new_pid = await _replaced(pool, pid)
+    assert new_pid != pid
+    examined = await pool.examine(body)
+    assert examined.header.recipient == "ags:05315000"
+
+
+async def test_a_hung_child_answers_503_after_the_timeout_and_is_replaced() -> None:
+    pool = await IntakeProcesses.start([SHIPPED_SCHEMAS], 1, call_timeout=0.5)
+    try:
+        body = _sample("anmeldung-koeln.xml").read_bytes()
+        (pid,) = pool.pids
+        os.kill(pid, signal.SIGSTOP)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(Unavailable, match="longer than 0.5 s"):
+            await pool.examine(body)
+        assert asyncio.get_running_loop().time() - started < 3
+        await _replaced(pool, pid)
+        assert (await pool.examine(body)).schema_set == "hundesteuer-1.0"
+    finally:
+        await pool.close()
+
+
+async def test_close_stops_the_children(pool: IntakeProcesses) -> None:
+    pids = pool.pids
+    await pool.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
