@@ -103,9 +103,10 @@ class Worker:
                     log.exception("receiving work failed; retrying shortly")
                     await asyncio.sleep(self.poll_seconds)
                     continue
+                jobs = await self._jobs(leases)
                 for lease in leases:
                     self._in_flight += 1
-                    task = asyncio.create_task(self._run_one(lease))
+                    task = asyncio.create_task(self._run_one(lease, jobs))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
@@ -113,9 +114,23 @@ class Worker:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.adapters.close()
 
-    async def _run_one(self, lease: Lease) -> None:
+    async def _jobs(self, leases: list[Lease]) -> dict[str, DeliveryJob | None] | None:
+        """The claimed batch's jobs in one read (one read per delivery was ~14 ms of
+        queueing under load); ``None`` makes each delivery read its own."""
+        if not leases:
+            return {}
         try:
-            await self.process(lease)
+            return await self.store.jobs([lease.item.delivery_id for lease in leases])
+        except Unavailable:
+            return None  # each delivery then meets the outage itself and is released
+
+    async def _run_one(self, lease: Lease, jobs: dict[str, DeliveryJob | None] | None) -> None:
+        try:
+            if jobs is None or lease.item.delivery_id not in jobs:
+                job = await self.store.job(lease.item.delivery_id)
+            else:
+                job = jobs.pop(lease.item.delivery_id)
+            await self.process(lease, job)
         except Unavailable as exc:
             # Our store (or broker) is down, not the destination: hand the item back
             # without spending one of its attempts.
@@ -140,8 +155,7 @@ class Worker:
         except Exception as exc:
             log.warning("could not give %s back (%r)", lease.item.delivery_id, exc)
 
-    async def process(self, lease: Lease) -> None:
-        job = await self.store.job(lease.item.delivery_id)
+    async def process(self, lease: Lease, job: DeliveryJob | None) -> None:
         if job is None or job.state != "pending":
             # Unknown (e.g. erased) or already settled: a duplicate to absorb.
             await self.broker.ack(lease)

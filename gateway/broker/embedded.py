@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
-from gateway.store.group_commit import GroupCommit
 from gateway.store.store import UNAVAILABLE_ERRORS, database_for, read_connection
 from gateway.store.tables import work_items
 
@@ -33,13 +32,12 @@ class EmbeddedQueue:
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
-        self._settlements: GroupCommit[Executable, None] = GroupCommit(self._settle_batch)
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        await self._settlements.aclose()
+        return None  # settlements are committed by the store's database (write_shared)
 
     async def ping(self) -> None:
         try:
@@ -124,17 +122,13 @@ class EmbeddedQueue:
         )
 
     async def _settle(self, statement: Executable) -> None:
-        await self._settlements.submit(statement)
+        """Settlements share a transaction with whatever else is being written (the
+        store's outcome records, other settlements): one commit serves them all."""
 
-    async def _settle_batch(self, statements: Sequence[Executable]) -> list[None]:
-        """Settlements of concurrent deliveries share one transaction (group commit)."""
+        def fragment(conn: Connection) -> None:
+            conn.execute(statement)
 
-        def body(conn: Connection) -> None:
-            for statement in statements:
-                conn.execute(statement)
-
-        await self.db.write(body)
-        return [None] * len(statements)
+        await self.db.write_shared(fragment)
 
     async def ack(self, lease: Lease) -> None:
         await self._settle(delete(work_items).where(self._owned(lease)))

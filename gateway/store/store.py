@@ -118,6 +118,23 @@ class Database:
         if sync_engine is not None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
             self._readers = ThreadPoolExecutor(self.READERS, thread_name_prefix="sqlite-reader")
+        self._shared: GroupCommit[Callable[[Connection], None], None] = GroupCommit(
+            self._commit_shared
+        )
+
+    async def write_shared(self, fragment: Callable[[Connection], None]) -> None:
+        """``fragment`` in the next shared write transaction (group commit): the outcome
+        records and queue settlements of concurrent deliveries share one commit, so a
+        delivery's two writes do not cost two transactions of their own."""
+        await self._shared.submit(fragment)
+
+    async def _commit_shared(self, fragments: Sequence[Callable[[Connection], None]]) -> list[None]:
+        def body(conn: Connection) -> None:
+            for fragment in fragments:
+                fragment(conn)
+
+        await self.write(body)
+        return [None] * len(fragments)
 
     async def write(self, body: Callable[[Connection], T]) -> T:
         """``body`` in a write transaction (SQLite: BEGIN IMMEDIATE)."""
@@ -146,6 +163,7 @@ class Database:
                 return body(conn)
 
     async def close(self) -> None:
+        await self._shared.aclose()
         if self._writer is None or self._readers is None or self.sync_engine is None:
             return
         self._readers.shutdown(wait=True)
@@ -243,7 +261,6 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.db = database_for(engine)
-        self._outcomes: GroupCommit[_Outcome, None] = GroupCommit(self._record_outcomes)
         self._accepts: GroupCommit[tuple[NewSubmission, str], tuple[str, bool]] = GroupCommit(
             self._accept_batch
         )
@@ -277,7 +294,6 @@ class Store:
 
     async def close(self) -> None:
         await self._accepts.aclose()
-        await self._outcomes.aclose()
         await self.db.close()
         await self.engine.dispose()
 
@@ -515,6 +531,14 @@ class Store:
     async def job(self, delivery_id: str) -> DeliveryJob | None:
         return await self._read(lambda conn: self._job(conn, delivery_id))
 
+    async def jobs(self, delivery_ids: Sequence[str]) -> dict[str, DeliveryJob | None]:
+        """Several deliveries' jobs in one read; ``None`` for unknown ids."""
+
+        def body(conn: Connection) -> dict[str, DeliveryJob | None]:
+            return {delivery_id: self._job(conn, delivery_id) for delivery_id in delivery_ids}
+
+        return await self._read(body)
+
     def _job(self, conn: Connection, delivery_id: str) -> DeliveryJob | None:
         row = (
             conn.execute(
@@ -579,54 +603,42 @@ class Store:
             "problem": None,
         }
         detail = {"destination": job.destination, "reference": reference, "message": message}
-        await self._outcomes.submit(_Outcome(job, values, "delivery.delivered", detail, attempt))
+        await self._record(_Outcome(job, values, "delivery.delivered", detail, attempt))
 
     async def record_retry(
         self, job: DeliveryJob, problem: str, delay: float, attempt: Attempt | None = None
     ) -> None:
         detail = {"problem": problem, "delay_seconds": round(delay, 3)}
-        await self._outcomes.submit(
-            _Outcome(job, {"problem": problem}, "delivery.retry", detail, attempt)
-        )
+        await self._record(_Outcome(job, {"problem": problem}, "delivery.retry", detail, attempt))
 
     async def record_dead(
         self, job: DeliveryJob, problem: str, attempt: Attempt | None = None
     ) -> None:
         values = {"state": "dead", "problem": problem}
-        await self._outcomes.submit(
-            _Outcome(job, values, "delivery.dead", {"problem": problem}, attempt)
-        )
+        await self._record(_Outcome(job, values, "delivery.dead", {"problem": problem}, attempt))
 
-    async def _record_outcomes(self, batch: Sequence[_Outcome]) -> list[None]:
-        """Outcomes of concurrent deliveries share one transaction (group commit)."""
+    async def _record(self, outcome: _Outcome) -> None:
         now = _now()
+        job, values = outcome.job, {**outcome.values, "updated_at": now}
         rows: list[dict[str, Any]] = []
-        updates: list[tuple[str, dict[str, Any]]] = []
-        for outcome in batch:
-            job, values = outcome.job, {**outcome.values, "updated_at": now}
-            if outcome.attempt is not None:
-                values["attempts"] = outcome.attempt.number
-                values["config_version"] = outcome.attempt.config_version
-                rows.append(
-                    _event_row(
-                        job,
-                        outcome.attempt.started_at,
-                        "delivery.attempt",
-                        outcome.attempt.detail(),
-                    )
+        if outcome.attempt is not None:
+            values["attempts"] = outcome.attempt.number
+            values["config_version"] = outcome.attempt.config_version
+            rows.append(
+                _event_row(
+                    job, outcome.attempt.started_at, "delivery.attempt", outcome.attempt.detail()
                 )
-            updates.append((job.delivery_id, values))
-            rows.append(_event_row(job, now, outcome.kind, outcome.detail))
+            )
+        rows.append(_event_row(job, now, outcome.kind, outcome.detail))
 
-        def body(conn: Connection) -> None:
-            for delivery_id, values in updates:
-                conn.execute(
-                    update(deliveries).where(deliveries.c.id == delivery_id).values(**values)
-                )
+        def fragment(conn: Connection) -> None:
+            conn.execute(
+                update(deliveries).where(deliveries.c.id == job.delivery_id).values(values)
+            )
             conn.execute(insert(events), rows)
 
-        await self._write(body)
-        return [None] * len(batch)
+        with unavailable_on_failure("store"):
+            await self.db.write_shared(fragment)
 
     async def record_replayed(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:
