@@ -104,7 +104,13 @@ def create_app(
                 loop.remove_signal_handler(signal.SIGHUP)
             await runtime.stop()
 
-    app = FastAPI(title="xoev-gateway", version="0.1.0", lifespan=lifespan)
+    otel = settings.opentelemetry
+    app = FastAPI(
+        title="xoev-gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel},
+    )
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
