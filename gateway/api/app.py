@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from gateway.api.body import BodyLimit, read_submission
 from gateway.api.problems import (
@@ -152,6 +153,11 @@ def create_app(
         location = f"/v1/submissions/{submission_id}"
         payload = AcceptedBody(id=submission_id, status="accepted", links=Links(self=location))
         return JSONResponse(payload.model_dump(), status_code=202, headers={"Location": location})
+
+    # The hot path is served by a plain Starlette route ahead of FastAPI's: the same
+    # function without FastAPI's request handling around it, ~20 % more submissions/s
+    # (issue 6). FastAPI's route above stays for the OpenAPI document only.
+    app.router.routes.insert(0, Route("/v1/submissions", submit, methods=["POST"]))
 
     @app.get("/v1/submissions/{submission_id}")
     async def status(

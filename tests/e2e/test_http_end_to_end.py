@@ -202,4 +202,9 @@ def test_operations_endpoints(gateway: GatewayProcess) -> None:
             headers=XML,
         )
         assert "xoev_gateway_submissions_accepted_total" in client.get("/metrics").text
-        assert client.get("/openapi.json").json()["info"]["title"] == "xoev-gateway"
+        spec = client.get("/openapi.json").json()
+        assert spec["info"]["title"] == "xoev-gateway"
+        # Served by a plain Starlette route, still documented by FastAPI's.
+        submit = spec["paths"]["/v1/submissions"]["post"]
+        assert set(submit["requestBody"]["content"]) == {"application/xml", "multipart/form-data"}
+        assert "202" in submit["responses"]
