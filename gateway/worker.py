@@ -121,8 +121,11 @@ class Worker:
             return {}
         try:
             return await self.store.jobs([lease.item.delivery_id for lease in leases])
-        except Unavailable:
-            return None  # each delivery then meets the outage itself and is released
+        except Exception:
+            # Never out of the receive loop: each delivery then reads its own job and
+            # meets the problem itself (an outage releases it, anything else retries).
+            log.warning("reading a batch of %d jobs failed; one by one", len(leases))
+            return None
 
     async def _run_one(self, lease: Lease, jobs: dict[str, DeliveryJob | None] | None) -> None:
         try:
