@@ -7,6 +7,9 @@ import asyncio
 import os
 import pickle
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, Unavailabl
 from gateway.intake.pipeline import examine
 from gateway.intake.processes import IntakeProcesses
 from gateway.intake.registry import SchemaRegistry
-from gateway.settings import SHIPPED_SCHEMAS
+from gateway.settings import PROJECT_ROOT, SHIPPED_SCHEMAS
 
 SAMPLES = SHIPPED_SCHEMAS / "samples"
 
@@ -132,3 +135,41 @@ async def test_close_stops_the_children(pool: IntakeProcesses) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_children_exit_when_the_api_process_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "holder.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from gateway.intake.processes import IntakeProcesses\n"
+        "from gateway.settings import SHIPPED_SCHEMAS\n"
+        "async def main():\n"
+        "    pool = await IntakeProcesses.start([SHIPPED_SCHEMAS], 2)\n"
+        "    print(*pool.pids, flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, cwd=PROJECT_ROOT, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        pids = [int(pid) for pid in holder.stdout.readline().split()]
+        assert len(pids) == 2
+    finally:
+        holder.kill()  # SIGKILL: no chance to close anything
+        holder.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if _running(pid)]
+        time.sleep(0.05)
+    assert not alive, f"intake processes {alive} outlived the killed API process"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent (gone) would reap it
