@@ -11,13 +11,17 @@ serves many submissions, and each caller still returns only after the commit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import queue
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
@@ -93,6 +97,45 @@ def make_engine(
 T = TypeVar("T")
 
 
+class _WriterThread:
+    """SQLite's one writer: runs functions one at a time, urgent ones first.
+
+    Accepts are urgent: a client waits for each. Delivery outcomes, settlements and claims
+    can wait one transaction longer. There is at most one accept batch queued at a time
+    (the group commit starts the next when the last has committed), so the rest never
+    starves.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Callable[[], Any] | None, Future[Any]]]
+        self._queue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, function: Callable[[], T], *, urgent: bool) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((0 if urgent else 1, next(self._order), function, future))
+        return future
+
+    def shutdown(self) -> None:
+        """Runs what is queued, then stops."""
+        self._queue.put((2, next(self._order), None, Future()))
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            _, _, function, future = self._queue.get()
+            if function is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function())
+            except BaseException as exc:  # handed to the awaiting caller
+                future.set_exception(exc)
+
+
 class Database:
     """Runs store operations, each given as one synchronous function of a connection.
 
@@ -113,10 +156,10 @@ class Database:
     def __init__(self, engine: AsyncEngine, sync_engine: Engine | None = None) -> None:
         self.engine = engine
         self.sync_engine = sync_engine
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: _WriterThread | None = None
         self._readers: ThreadPoolExecutor | None = None
         if sync_engine is not None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+            self._writer = _WriterThread()
             self._readers = ThreadPoolExecutor(self.READERS, thread_name_prefix="sqlite-reader")
         self._shared: GroupCommit[Callable[[Connection], None], None] = GroupCommit(
             self._commit_shared
@@ -136,14 +179,14 @@ class Database:
         await self.write(body)
         return [None] * len(fragments)
 
-    async def write(self, body: Callable[[Connection], T]) -> T:
-        """``body`` in a write transaction (SQLite: BEGIN IMMEDIATE)."""
+    async def write(self, body: Callable[[Connection], T], *, urgent: bool = False) -> T:
+        """``body`` in a write transaction (SQLite: BEGIN IMMEDIATE); ``urgent``: ahead of
+        the queued non-urgent writes of this process (a client is waiting)."""
         if self._writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(body)
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._transaction, body, False
-        )
+        future = self._writer.submit(partial(self._transaction, body, False), urgent=urgent)
+        return await asyncio.wrap_future(future)
 
     async def read(self, body: Callable[[Connection], T]) -> T:
         """``body`` in a read transaction (SQLite: deferred, never waits for writers)."""
@@ -167,8 +210,8 @@ class Database:
         if self._writer is None or self._readers is None or self.sync_engine is None:
             return
         self._readers.shutdown(wait=True)
-        await asyncio.get_running_loop().run_in_executor(self._writer, self.sync_engine.dispose)
-        self._writer.shutdown(wait=True)
+        await asyncio.wrap_future(self._writer.submit(self.sync_engine.dispose, urgent=False))
+        await asyncio.to_thread(self._writer.shutdown)
 
 
 _databases: weakref.WeakKeyDictionary[Engine, Database] = weakref.WeakKeyDictionary()
@@ -315,7 +358,7 @@ class Store:
     ) -> list[tuple[str, bool] | Exception]:
         now = _now()
         try:
-            return await self.db.write(lambda conn: self._insert_new(conn, batch, now))
+            return await self.db.write(lambda conn: self._insert_new(conn, batch, now), urgent=True)
         except IntegrityError:
             # Another process stored one of these UUIDs after our check (PostgreSQL with
             # several API processes): settle each on its own, as if there were no batch.
@@ -357,7 +400,9 @@ class Store:
     ) -> tuple[str, bool] | Exception:
         now = _now()
         try:
-            await self.db.write(lambda conn: self._insert(conn, [(new, work_state)], now))
+            await self.db.write(
+                lambda conn: self._insert(conn, [(new, work_state)], now), urgent=True
+            )
             return new.id, True
         except IntegrityError:
             pass
