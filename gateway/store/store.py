@@ -182,17 +182,21 @@ class Database:
     async def write(self, body: Callable[[Connection], T], *, urgent: bool = False) -> T:
         """``body`` in a write transaction (SQLite: BEGIN IMMEDIATE); ``urgent``: ahead of
         the queued non-urgent writes of this process (a client is waiting)."""
-        if self._writer is None:
+        if self.sync_engine is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(body)
+        if self._writer is None:
+            raise Unavailable("store closed")
         future = self._writer.submit(partial(self._transaction, body, False), urgent=urgent)
         return await asyncio.wrap_future(future)
 
     async def read(self, body: Callable[[Connection], T]) -> T:
         """``body`` in a read transaction (SQLite: deferred, never waits for writers)."""
-        if self._readers is None:
+        if self.sync_engine is None:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(body)
+        if self._readers is None:
+            raise Unavailable("store closed")
         return await asyncio.get_running_loop().run_in_executor(
             self._readers, self._transaction, body, True
         )
@@ -206,12 +210,14 @@ class Database:
                 return body(conn)
 
     async def close(self) -> None:
+        """Commits what is queued, then stops the threads; a second call does nothing."""
         await self._shared.aclose()
-        if self._writer is None or self._readers is None or self.sync_engine is None:
+        writer, readers, self._writer, self._readers = self._writer, self._readers, None, None
+        if writer is None or readers is None or self.sync_engine is None:
             return
-        self._readers.shutdown(wait=True)
-        await asyncio.wrap_future(self._writer.submit(self.sync_engine.dispose, urgent=False))
-        await asyncio.to_thread(self._writer.shutdown)
+        await asyncio.to_thread(readers.shutdown)
+        await asyncio.wrap_future(writer.submit(self.sync_engine.dispose, urgent=False))
+        await asyncio.to_thread(writer.shutdown)
 
 
 _databases: weakref.WeakKeyDictionary[Engine, Database] = weakref.WeakKeyDictionary()
