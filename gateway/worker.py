@@ -149,7 +149,13 @@ class Worker:
     async def _give_back(self, lease: Lease, problem: str | None) -> None:
         # If this fails too, nothing is lost: the lease expires (embedded) or the broker
         # redelivers when the channel closes (RabbitMQ).
-        delay = backoff_delay(lease.attempt, self.poll_seconds, 300.0)
+        if problem is None:
+            # Our store is down, not the destination: come back in a few seconds, whatever
+            # the attempt count. Backing off by attempts (which redeliveries after a broker
+            # restart inflate) sent items away for minutes after a 2 s database outage.
+            delay = backoff_delay(1, 5 * self.poll_seconds, 300.0)
+        else:
+            delay = backoff_delay(lease.attempt, self.poll_seconds, 300.0)
         try:
             if problem is None:
                 await self.broker.release(lease, delay)
