@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,24 @@ class ScaledGateway:
             if states.get("delivered", 0) >= expected:
                 return loop.time() - started
             await asyncio.sleep(0.25)
-        raise AssertionError(f"not all delivered after {timeout}s: {states}\n{self.logs()}")
+        raise AssertionError(
+            f"not all delivered after {timeout}s: {states}\n"
+            f"queues holding messages: {self.queue_depths()}\n{self.logs()}"
+        )
+
+    def queue_depths(self) -> str:
+        """Where undelivered items sit (work, delay-tier or dead-letter queues)."""
+        vhost = self.amqp_url.rsplit("/", 1)[-1]
+        listing = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        rows = [line.split("\t") for line in listing.stdout.splitlines()]
+        held = [(row[0], row[1]) for row in rows if len(row) == 2 and row[1].isdigit()]
+        return ", ".join(f"{name}={n}" for name, n in held if n != "0") or "none"
 
 
 @dataclass
