@@ -30,7 +30,7 @@ import struct
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from gateway.errors import GatewayError, SchemaRegistryError, Unavailable
 from gateway.intake.pipeline import Examined, examine
@@ -144,6 +144,7 @@ class IntakeProcesses:
         call_timeout: float = 30.0,
         start_timeout: float = 60.0,
         restart_delay: float = 0.5,
+        module: str = "gateway.intake.child",
     ) -> None:
         if count < 1:
             raise ValueError("IntakeProcesses needs at least one process; use InProcess")
@@ -152,6 +153,7 @@ class IntakeProcesses:
         self.call_timeout = call_timeout
         self.start_timeout = start_timeout
         self.restart_delay = restart_delay
+        self.module = module  # what runs as ``python -m``; tests swap in a child that hangs
         self._children: list[_Child] = []
         self._next_id = READY
         self._closing = False
@@ -159,7 +161,7 @@ class IntakeProcesses:
 
     @classmethod
     async def start(
-        cls, schema_dirs: Sequence[Path], count: int, **options: float
+        cls, schema_dirs: Sequence[Path], count: int, **options: Any
     ) -> IntakeProcesses:
         pool = cls(schema_dirs, count, **options)
         try:
@@ -212,7 +214,7 @@ class IntakeProcesses:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "gateway.intake.child",
+                self.module,
                 str(child_fd),
                 *self.schema_dirs,
                 pass_fds=(child_fd,),

@@ -21,6 +21,7 @@ from gateway.intake.pipeline import examine
 from gateway.intake.processes import IntakeProcesses
 from gateway.intake.registry import SchemaRegistry
 from gateway.settings import PROJECT_ROOT, SHIPPED_SCHEMAS
+from tests.support.hanging_intake_child import HANG
 
 SAMPLES = SHIPPED_SCHEMAS / "samples"
 
@@ -93,37 +94,42 @@ async def test_business_rule_errors_come_back_with_their_locations(
     assert error.line is not None and error.path.startswith("/hs:")
 
 
-async def test_a_killed_child_fails_only_its_calls_and_is_replaced(
-    pool: IntakeProcesses,
-) -> None:
-    body = _sample("anmeldung-koeln.xml").read_bytes()
-    (pid,) = pool.pids
-    os.kill(pid, signal.SIGSTOP)  # hold the call in flight
+async def _hanging_pool(call_timeout: float) -> IntakeProcesses:
+    return await IntakeProcesses.start(
+        [SHIPPED_SCHEMAS],
+        1,
+        call_timeout=call_timeout,
+        module="tests.support.hanging_intake_child",
+    )
+
+
+async def test_a_killed_child_fails_only_its_calls_and_is_replaced() -> None:
+    pool = await _hanging_pool(call_timeout=30.0)
     try:
-        in_flight = asyncio.create_task(pool.examine(body))
-        await asyncio.sleep(0.2)
+        (pid,) = pool.pids
+        in_flight = asyncio.create_task(pool.examine(HANG))
+        await asyncio.sleep(0.3)
         assert not in_flight.done()
-    finally:
         os.kill(pid, signal.SIGKILL)
-    with pytest.raises(Unavailable, match="exited"):
-        await in_flight
-    new_pid = await _replaced(pool, pid)
-    assert new_pid != pid
-    examined = await pool.examine(body)
-    assert examined.header.recipient == "ags:05315000"
+        with pytest.raises(Unavailable, match="exited"):
+            await in_flight
+        assert await _replaced(pool, pid) != pid
+        examined = await pool.examine(_sample("anmeldung-koeln.xml").read_bytes())
+        assert examined.header.recipient == "ags:05315000"
+    finally:
+        await pool.close()
 
 
 async def test_a_hung_child_answers_503_after_the_timeout_and_is_replaced() -> None:
-    pool = await IntakeProcesses.start([SHIPPED_SCHEMAS], 1, call_timeout=0.5)
+    pool = await _hanging_pool(call_timeout=0.5)
     try:
-        body = _sample("anmeldung-koeln.xml").read_bytes()
         (pid,) = pool.pids
-        os.kill(pid, signal.SIGSTOP)
         started = asyncio.get_running_loop().time()
         with pytest.raises(Unavailable, match="longer than 0.5 s"):
-            await pool.examine(body)
+            await pool.examine(HANG)
         assert asyncio.get_running_loop().time() - started < 3
         await _replaced(pool, pid)
+        body = _sample("anmeldung-koeln.xml").read_bytes()
         assert (await pool.examine(body)).schema_set == "hundesteuer-1.0"
     finally:
         await pool.close()
