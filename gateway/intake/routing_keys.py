@@ -190,7 +190,3 @@ def _walk_header(root: etree._Element, header: etree._Element) -> Header:
         author=_text(_child(_child(header, "autor"), "kennung")),
         recipient=recipient,
     )
-
-
-def extract(root: etree._Element, resolver: RecipientResolver, leika: str | None) -> RoutingKeys:
-    return read_header(root).keys(resolver, leika)
