@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway.broker.base import Broker
 from gateway.broker.embedded import EmbeddedQueue
 from gateway.broker.relay import OutboxRelay
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.pipeline import Intake
 from gateway.intake.processes import Examiner, InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
@@ -46,6 +46,25 @@ def make_broker(
             destinations=destinations,
         )
     raise ConfigError(f"broker '{settings.broker}' is not available in this build")
+
+
+async def _when_available(start: Callable[[], Awaitable[None]], what: str, wait: float) -> None:
+    """Retry ``start`` while it finds its service down, for ``wait`` seconds: a worker
+    restarted during a RabbitMQ restart, or started before PostgreSQL, waits instead of
+    exiting; past ``wait`` the error stands (the process exits and says why)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    delay = 0.5
+    while True:
+        try:
+            await start()
+            return
+        except Unavailable as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("%s not reachable yet, retrying in %.1f s: %s", what, delay, exc.detail)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 @dataclass
@@ -86,7 +105,7 @@ class Runtime:
             sqlite_synchronous=settings.sqlite_synchronous,
             sqlite_busy_seconds=settings.sqlite_busy_seconds,
         )
-        await store.migrate()
+        await _when_available(store.migrate, "database", settings.startup_wait)
         # Late-bound: the broker always sees the destinations of the active config.
         broker = make_broker(settings, store, lambda: runtime.config.destinations)
         blobs = BlobStore(settings.blob_dir)
@@ -95,7 +114,7 @@ class Runtime:
             settings, registry, directory, store, broker, blobs, Intake(examiner, directory, config)
         )
         try:
-            await broker.start()
+            await _when_available(broker.start, "broker", settings.startup_wait)
             count = settings.intake_processes
             count = auto_process_count() if count is None else count
             if serve_api and count > 0:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     intake_timeout: float = Field(default=30.0, gt=0)
     """How long one message may take to validate before its process is restarted (503)."""
 
+    startup_wait: float = Field(default=60.0, ge=0)
+    """How long a starting process retries a database or broker that is down before it
+    exits with the cause (0: fail at once)."""
+
     worker_concurrency: int = Field(default=16, ge=1)
     lease_seconds: float = Field(default=300.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)

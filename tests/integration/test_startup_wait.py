@@ -1,0 +1,97 @@
+"""A process started while PostgreSQL or RabbitMQ is down waits for them (``STARTUP_WAIT``)
+instead of exiting, and then works; past the wait it exits with the cause in one line.
+
+The services "come up" by a TCP forwarder starting on the port the process was given, so
+the machine's real PostgreSQL and RabbitMQ are never stopped for this."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.forwarder import forwarding
+from tests.support.gateway_process import REPO, GatewayProcess, free_port, gateway_env
+from tests.support.scaled import ScaledGateway, stream, write_config
+from tests.support.services import postgres_database
+
+pytestmark = [pytest.mark.services]
+
+AMQP_PORT, POSTGRES_PORT = 5672, 5432
+
+
+def _on_port(url: str, real: int, port: int) -> str:
+    assert f"127.0.0.1:{real}" in url, url
+    return url.replace(f"127.0.0.1:{real}", f"127.0.0.1:{port}")
+
+
+async def _wait_for_log(proc: GatewayProcess, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text.encode() not in proc.log.read_bytes():
+        assert proc.proc.poll() is None, f"exited while waiting: {proc.log.read_text()}"
+        assert time.monotonic() < deadline, f"no '{text}': {proc.log.read_text()}"
+        await asyncio.sleep(0.1)
+
+
+async def test_worker_waits_for_database_and_broker_then_delivers(
+    tmp_path: Path, amqp_url: str
+) -> None:
+    drop = tmp_path / "drop"
+    config = write_config(
+        tmp_path / "config",
+        f"  drop:\n    adapter: filedrop\n    settings: {{directory: {drop}, fsync: false}}\n",
+        ["drop"],
+    )
+    pg_port, amqp_port = free_port(), free_port()
+    async with postgres_database() as database_url:
+        gw = ScaledGateway(
+            tmp_path,
+            config,
+            _on_port(database_url, POSTGRES_PORT, pg_port),
+            _on_port(amqp_url, AMQP_PORT, amqp_port),
+            {"XOEV_GATEWAY_STARTUP_WAIT": "60"},
+        )
+        worker = gw.start("worker")
+        try:
+            await _wait_for_log(worker, "database not reachable yet")
+            async with forwarding(pg_port, POSTGRES_PORT):
+                await _wait_for_log(worker, "broker not reachable yet")
+                async with forwarding(amqp_port, AMQP_PORT):
+                    await asyncio.to_thread(worker.wait_ready, 30)
+                    api = gw.start("api")
+                    await asyncio.to_thread(api.wait_ready, 60)
+                    result = await stream([api.url], 5)
+                    await gw.wait_delivered(5, timeout=30)
+                    await asyncio.to_thread(gw.stop_all)
+        finally:
+            await asyncio.to_thread(gw.stop_all)
+    assert len(result.accepted) == 5
+    assert len(list(drop.glob("*.xml"))) == 5
+
+
+def test_past_the_wait_the_worker_exits_with_the_cause(tmp_path: Path) -> None:
+    env = gateway_env(
+        tmp_path / "data",
+        REPO / "deploy" / "config",
+        XOEV_GATEWAY_BROKER="rabbitmq",
+        XOEV_GATEWAY_AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        XOEV_GATEWAY_STARTUP_WAIT="1",
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "broker not reachable yet, retrying" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: RabbitMQ unreachable:"), result.stderr
+    assert time.monotonic() - started < 30
