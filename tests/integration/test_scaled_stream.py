@@ -1,6 +1,8 @@
 """Acceptance of the scaled mode: a stream of 2,000 submissions through two ``api`` and two
 ``worker`` processes on PostgreSQL and RabbitMQ into two destinations, while RabbitMQ is
-stopped and started, a worker is SIGKILLed and PostgreSQL is restarted, one after the other.
+stopped and started, a worker is SIGKILLed and PostgreSQL is restarted, each begun at a
+quarter of the stream; they may overlap (a worker restarted during the RabbitMQ outage waits
+for the broker, ``STARTUP_WAIT``).
 
 Every submission that got a 202 must be delivered exactly once per route: the file drop
 holds exactly one file per delivery id, and the reference Fachverfahren, reached through
