@@ -105,7 +105,9 @@ class Runtime:
             sqlite_synchronous=settings.sqlite_synchronous,
             sqlite_busy_seconds=settings.sqlite_busy_seconds,
         )
-        await _when_available(store.migrate, "database", settings.startup_wait)
+        # A SQLite file is no service that comes up later: its errors stand at once.
+        local = settings.store_url.startswith("sqlite")
+        await _when_available(store.migrate, "database", 0 if local else settings.startup_wait)
         # Late-bound: the broker always sees the destinations of the active config.
         broker = make_broker(settings, store, lambda: runtime.config.destinations)
         blobs = BlobStore(settings.blob_dir)

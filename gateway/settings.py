@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     """How long one message may take to validate before its process is restarted (503)."""
 
     startup_wait: float = Field(default=60.0, ge=0)
-    """How long a starting process retries a database or broker that is down before it
+    """How long a starting process retries PostgreSQL or RabbitMQ while down before it
     exits with the cause (0: fail at once)."""
 
     worker_concurrency: int = Field(default=16, ge=1)

@@ -95,3 +95,24 @@ def test_past_the_wait_the_worker_exits_with_the_cause(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: RabbitMQ unreachable:"), result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_an_unusable_sqlite_file_fails_at_once(tmp_path: Path) -> None:
+    env = gateway_env(
+        tmp_path / "data",
+        REPO / "deploy" / "config",
+        XOEV_GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/gateway.db",
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "not reachable yet" not in result.stderr  # nothing to wait for
+    assert result.stderr.strip().splitlines()[-1].startswith("error: store unavailable")
+    assert time.monotonic() - started < 20  # the default wait is 60 s
