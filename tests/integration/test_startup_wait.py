@@ -73,46 +73,40 @@ async def test_worker_waits_for_database_and_broker_then_delivers(
     assert len(list(drop.glob("*.xml"))) == 5
 
 
+def _worker_until_exit(tmp_path: Path, **settings: str) -> tuple[str, float]:
+    """Run ``xoev-gateway worker`` until it exits on its own; its stderr and seconds."""
+    env = gateway_env(tmp_path / "data", REPO / "deploy" / "config", **settings)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode != 0, result.stderr
+    return result.stderr, time.monotonic() - started
+
+
 def test_past_the_wait_the_worker_exits_with_the_cause(tmp_path: Path) -> None:
-    env = gateway_env(
-        tmp_path / "data",
-        REPO / "deploy" / "config",
+    stderr, seconds = _worker_until_exit(
+        tmp_path,
         XOEV_GATEWAY_BROKER="rabbitmq",
         XOEV_GATEWAY_AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
         XOEV_GATEWAY_STARTUP_WAIT="1",
     )
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    assert "broker not reachable yet, retrying" in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: RabbitMQ unreachable:"), result.stderr
-    assert time.monotonic() - started < 30
+    assert "broker not reachable yet, retrying" in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: RabbitMQ unreachable:"), stderr
+    assert seconds < 30
 
 
 def test_an_unusable_sqlite_file_fails_at_once(tmp_path: Path) -> None:
-    env = gateway_env(
-        tmp_path / "data",
-        REPO / "deploy" / "config",
+    stderr, seconds = _worker_until_exit(
+        tmp_path,
         XOEV_GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/missing/dir/gateway.db",
     )
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    assert "not reachable yet" not in result.stderr  # nothing to wait for
-    assert result.stderr.strip().splitlines()[-1].startswith("error: store unavailable")
-    assert time.monotonic() - started < 20  # the default wait is 60 s
+    assert "not reachable yet" not in stderr  # nothing to wait for
+    assert stderr.strip().splitlines()[-1].startswith("error: store unavailable")
+    assert seconds < 20  # the default wait is 60 s
