@@ -154,11 +154,11 @@ def validate(
     except GatewayError as exc:
         raise fail(exc) from None
     aliases: dict[str, str] = {}
-    if settings.config_dir.is_dir():
+    if settings.config_source.is_dir():
         from gateway.routing.config import load_config
 
         try:
-            aliases = load_config(settings.config_dir).recipients
+            aliases = load_config(settings.config_source).recipients
         except GatewayError:
             aliases = {}
     resolver = RecipientResolver(directory, aliases)
@@ -196,11 +196,11 @@ def config_check(config: ConfigDir = None) -> None:
 
     settings = _settings(config)
     try:
-        cfg = load_config(settings.config_dir)
+        cfg = load_config(settings.config_source)
     except GatewayError as exc:
         raise fail(exc) from None
     typer.echo(
-        f"{settings.config_dir}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
+        f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
         f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes"
     )
 

@@ -39,7 +39,7 @@ def _load(settings: Settings) -> tuple[GatewayConfig, SchemaRegistry, Municipali
     from gateway.routing.config import load_config
 
     return (
-        load_config(settings.config_dir),
+        load_config(settings.config_source),
         SchemaRegistry.load(settings.all_schema_dirs),
         MunicipalityDirectory.load(settings.municipality_list),
     )
@@ -58,7 +58,7 @@ def config_explain(
 
     settings = _settings(config)
     try:
-        cfg = load_config(settings.config_dir)
+        cfg = load_config(settings.config_source)
         directory = MunicipalityDirectory.load(settings.municipality_list)
         ags = normalize_municipality(municipality, directory)
     except GatewayError as exc:
@@ -152,13 +152,18 @@ def config_test(
     from gateway.mapping.casebook import CASES_DIR, run_cases
 
     settings = _settings(config, schemas)
+    if update and settings.config_dir is None:
+        raise typer.BadParameter(
+            "needs --config: the shipped example configuration is not written to",
+            param_hint="--update",
+        )
     try:
         cfg, registry, directory = _load(settings)
     except GatewayError as exc:
         raise fail(exc) from None
-    results = run_cases(settings.config_dir, registry, directory, cfg, update=update)
+    results = run_cases(settings.config_source, registry, directory, cfg, update=update)
     if not results:
-        typer.echo(f"no mapping tests in {settings.config_dir / CASES_DIR}")
+        typer.echo(f"no mapping tests in {settings.config_source / CASES_DIR}")
         return
     failed = [r for r in results if not r.ok]
     for r in results:

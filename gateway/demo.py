@@ -1,9 +1,9 @@
 """``xoev-gateway demo``: the gateway on the embedded default, end to end, on this machine.
 
-Copies the example configuration from ``deploy/config`` into a work directory, starts the
-API and a worker on a free port of 127.0.0.1, sends every shipped sample message (valid and
-invalid), waits for the deliveries and prints what was accepted, rejected and delivered
-where.
+Copies the shipped example configuration (``deploy/config`` in the repository) into a work
+directory, starts the API and a worker on a free port of 127.0.0.1, sends every shipped sample
+message (valid and invalid), waits for the deliveries and prints what was accepted, rejected
+and delivered where.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.api.app import create_app
-from gateway.settings import PROJECT_ROOT, SHIPPED_SCHEMAS, Settings
+from gateway.settings import SHIPPED_SCHEMAS, Settings
+from gateway.shipped import copy_example_config
 
 DEMO_TOKEN = "demo-sender-token"  # noqa: S105 - the documented demo token
 
@@ -73,8 +74,7 @@ def run_demo(workdir: Path) -> int:
     workdir = workdir.resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
-    config_dir = workdir / "config"
-    shutil.copytree(PROJECT_ROOT / "deploy" / "config", config_dir)
+    config_dir = copy_example_config(workdir / "config")
     settings = Settings(data_dir=workdir / "data", config_dir=config_dir, port=free_port())
     server = BackgroundServer(settings)
     console.print(f"[bold]xoev-gateway demo[/]: embedded mode at {server.url}, data in {workdir}")

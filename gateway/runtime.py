@@ -18,6 +18,7 @@ from gateway.intake.registry import SchemaRegistry
 from gateway.intake.routing_keys import MunicipalityDirectory
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
+from gateway.shipped import copy_example_config
 from gateway.store.blobs import BlobStore
 from gateway.store.records import AttachmentRecord
 from gateway.store.store import Store
@@ -97,9 +98,18 @@ class Runtime:
         """``run_relay``: publish the store's outbox (only brokers that use one);
         ``serve_api``: submissions arrive, so start the intake processes (if configured)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.config_dir is None:
+            settings = settings.model_copy(
+                update={"config_dir": copy_example_config(settings.example_config)}
+            )
+            log.warning(
+                "no configuration given (--config or XOEV_GATEWAY_CONFIG_DIR): running the "
+                "shipped example configuration, copied to %s; its demo tokens are public",
+                settings.config_dir,
+            )
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
-        config = load_config(settings.config_dir)
+        config = load_config(settings.config_source)
         store = Store.from_url(
             settings.store_url,
             sqlite_synchronous=settings.sqlite_synchronous,
@@ -168,7 +178,7 @@ class Runtime:
 
     def reload_config(self) -> GatewayConfig:
         """Load the config directory again; a broken config raises and the old one stays."""
-        config = load_config(self.settings.config_dir)
+        config = load_config(self.settings.config_source)
         self.intake = self.intake.with_config(config)
         log.info("configuration %s active", config.version)
         gc.unfreeze()  # the old configuration may now be collected

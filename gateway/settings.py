@@ -8,15 +8,18 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_SCHEMAS = PROJECT_ROOT / "schemas"
+from gateway.shipped import example_config_dir, schemas_dir
+
+SHIPPED_SCHEMAS = schemas_dir()
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XOEV_GATEWAY_", env_file=".env", extra="ignore")
 
     data_dir: Path = Path("var")
-    config_dir: Path = Path("deploy/config")
+    config_dir: Path | None = None
+    """The configuration directory. None: the shipped example configuration, which a running
+    gateway copies to ``data_dir/example-config`` (see ``example_config``)."""
     database_url: str | None = None
     """SQLAlchemy URL; default: SQLite in ``data_dir``. PostgreSQL: postgresql+asyncpg://…"""
     broker: Literal["embedded", "rabbitmq"] = "embedded"
@@ -66,6 +69,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def config_source(self) -> Path:
+        """The configuration to read: ``config_dir`` or the shipped example itself."""
+        return self.config_dir or example_config_dir()
+
+    @property
+    def example_config(self) -> Path:
+        return self.data_dir / "example-config"
 
     @property
     def blob_dir(self) -> Path:

@@ -20,7 +20,8 @@ from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, Unavailabl
 from gateway.intake.pipeline import examine
 from gateway.intake.processes import IntakeProcesses
 from gateway.intake.registry import SchemaRegistry
-from gateway.settings import PROJECT_ROOT, SHIPPED_SCHEMAS
+from gateway.settings import SHIPPED_SCHEMAS
+from tests.support.gateway_process import REPO
 from tests.support.hanging_intake_child import HANG
 
 SAMPLES = SHIPPED_SCHEMAS / "samples"
@@ -156,7 +157,7 @@ def test_children_exit_when_the_api_process_is_killed(tmp_path: Path) -> None:
         "asyncio.run(main())\n"
     )
     holder = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, cwd=PROJECT_ROOT, text=True
+        [sys.executable, str(script)], stdout=subprocess.PIPE, cwd=REPO, text=True
     )
     try:
         assert holder.stdout is not None

@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 from gateway.runtime import Runtime
-from gateway.settings import PROJECT_ROOT, Settings
+from gateway.settings import Settings
+from tests.support.gateway_process import REPO
 
 
 async def test_start_freezes_the_heap_and_stop_releases_it(tmp_path: Path) -> None:
-    shutil.copytree(PROJECT_ROOT / "deploy" / "config", tmp_path / "config")
+    shutil.copytree(REPO / "deploy" / "config", tmp_path / "config")
     settings = Settings(
         data_dir=tmp_path / "data", config_dir=tmp_path / "config", intake_processes=0
     )
