@@ -4,6 +4,7 @@ health checks, and that every command and setting they name really exists)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -59,12 +60,43 @@ def test_compose_and_dockerfile_commands_are_real_cli_commands() -> None:
     assert 'ENTRYPOINT ["xoev-gateway"]' in text
     (cmd,) = re.findall(r'^CMD \["(\w[\w-]*)"\]', text, re.MULTILINE)
     assert cmd in commands
-    for source in re.findall(r"^COPY (\S+)", text, re.MULTILINE):
+    for source in copied_from_context(text):
         assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
     for service in ("api", "worker"):
         build = services[service]["build"]
         assert (REPO / build["context"] / build["dockerfile"]).is_file()
         assert (REPO / services[service]["env_file"]).is_file()
+
+
+def copied_from_context(dockerfile: str) -> list[str]:
+    """The build-context paths of every ``COPY`` (not those from another stage)."""
+    sources = []
+    for line in re.findall(r"^COPY (.+)$", dockerfile, re.MULTILINE):
+        args = line.split()
+        if not args[0].startswith("--from="):
+            sources += args[:-1]
+    return sources
+
+
+def stages(dockerfile: str) -> list[str]:
+    """The Dockerfile split at each ``FROM``."""
+    return re.split(r"^(?=FROM )", dockerfile, flags=re.MULTILINE)[1:]
+
+
+def test_dockerfile_builds_the_wheel_and_installs_it() -> None:
+    build, runtime = stages(DOCKERFILE.read_text())
+    (name,) = re.findall(r"^FROM \S+ AS (\w+)", build, re.MULTILINE)
+    assert "pip wheel" in build and "--no-deps" in build
+    # Everything the shipped package data links to is in the build stage's context.
+    copied = {Path(source) for source in copied_from_context(build)}
+    for link in (REPO / "gateway" / "shipped").iterdir():
+        if link.is_symlink():
+            target = link.resolve().relative_to(REPO)
+            assert any(target.is_relative_to(c) for c in copied), f"{target} not copied"
+    assert f"COPY --from={name} " in runtime
+    install = re.search(r"pip install (.*)", runtime)
+    assert install and ".whl" in install.group(1) and "-e" not in install.group(1).split()
+    assert not re.search(r"^COPY (gateway|adapters|schemas)\b", runtime, re.MULTILINE)
 
 
 def test_example_settings_are_real_settings() -> None:
