@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated
 
 from lxml import etree
-from pydantic import AfterValidator
 
-from gateway.errors import MissingRoutingKey, UnknownRecipient
+from gateway.errors import MissingRoutingKey
+from gateway.municipality import RecipientResolver
 
 
 @dataclass(frozen=True)
@@ -20,81 +18,6 @@ class RoutingKeys:
     recipient: str
     municipality: str
     leika: str | None
-
-
-class MunicipalityDirectory:
-    """The official municipality keys (AGS), from the shipped derived code list."""
-
-    def __init__(self, names: dict[str, str], source: str) -> None:
-        self.names = names
-        self.source = source
-
-    @classmethod
-    def load(cls, path: Path) -> MunicipalityDirectory:
-        names: dict[str, str] = {}
-        source = str(path)
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("#"):
-                    if line.startswith("# source:"):
-                        source = line.split(":", 1)[1].strip()
-                    continue
-                key, _, name = line.rstrip("\n").partition("\t")
-                if key:
-                    names[key] = name
-        return cls(names, source)
-
-    def __contains__(self, ags: str) -> bool:
-        return ags in self.names
-
-
-def ars_to_ags(ars: str) -> str:
-    """ARS (12 digits: Land, RB, Kreis, Verband, Gemeinde) to AGS (8 digits)."""
-    return ars[:5] + ars[9:]
-
-
-def municipality_prefix(value: str) -> str:
-    """A configured municipality key as the AGS prefix it stands for ('' for '*')."""
-    if value == "*":
-        return ""
-    if not value.isdigit() or len(value) not in (2, 3, 5, 8, 12):
-        raise ValueError(
-            "must be '*' or a key of 2 (Land), 3 (Regierungsbezirk), 5 (Kreis), "
-            "8 (AGS) or 12 (ARS) digits"
-        )
-    return ars_to_ags(value) if len(value) == 12 else value
-
-
-MunicipalityPrefix = Annotated[str, AfterValidator(municipality_prefix)]
-
-
-class RecipientResolver:
-    """Turns ``leser/kennung`` (``ags:…``, ``ars:…`` or a configured DVDV kennung) into an AGS."""
-
-    def __init__(self, directory: MunicipalityDirectory, aliases: dict[str, str]) -> None:
-        self.directory = directory
-        self.aliases = aliases
-
-    def resolve(self, kennung: str) -> str:
-        alias = self.aliases.get(kennung)
-        prefix, _, key = kennung.partition(":")
-        if alias is not None:
-            ags = alias
-        elif prefix.lower() == "ags" and len(key) == 8 and key.isdigit():
-            ags = key
-        elif prefix.lower() == "ars" and len(key) == 12 and key.isdigit():
-            ags = ars_to_ags(key)
-        else:
-            raise UnknownRecipient(
-                f"recipient kennung '{kennung}' is neither ags:<8 digits>, ars:<12 digits> "
-                "nor a configured recipient alias"
-            )
-        if ags not in self.directory:
-            raise UnknownRecipient(
-                f"recipient '{kennung}' (AGS {ags}) is not in the municipality key list "
-                f"{self.directory.source}"
-            )
-        return ags
 
 
 def _local(tag: object) -> str:

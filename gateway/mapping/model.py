@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.intake.routing_keys import MunicipalityPrefix
+from gateway.municipality import MunicipalityPrefix
 
 Scalar = str | int | float | bool | None
 

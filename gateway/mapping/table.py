@@ -23,8 +23,8 @@ from gateway.mapping.apply import Format, Payload, map_fields, render
 from gateway.mapping.codelists import CodeLists
 from gateway.mapping.compile import CompiledField, Compiler, SpecError
 from gateway.mapping.model import MappingConfig
+from gateway.municipality import level_of, prefixes
 
-LEVELS = {0: "default", 2: "Land", 3: "Regierungsbezirk", 5: "Kreis", 8: "municipality"}
 _CACHE_LIMIT = 100_000
 
 
@@ -57,7 +57,7 @@ class Origin:
 
     @property
     def level(self) -> str:
-        return LEVELS[len(self.municipality)]
+        return level_of(self.municipality)
 
     def describe(self, line: int | None = None) -> str:
         where = f"{self.path}:{line}" if line else str(self.path)
@@ -129,7 +129,7 @@ class MappingTable:
     def _merge(self, ags: str, service: str, destination: str) -> EffectiveMapping | None:
         layers = [
             layer
-            for prefix in ("", ags[:2], ags[:3], ags[:5], ags)
+            for prefix in reversed(prefixes(ags))
             for dest in ("", destination)
             if (layer := self._layers.get((prefix, service, dest))) is not None
         ]

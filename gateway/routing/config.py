@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.adapter_registry import AdapterClass, load_adapter_class
 from gateway.errors import ConfigError
-from gateway.intake.routing_keys import MunicipalityPrefix
 from gateway.mapping.codelists import CodeLists
 from gateway.mapping.model import MappingConfig, allow_xpath_shorthand
 from gateway.mapping.table import MappingSource, MappingSourceError, MappingTable, build_table
+from gateway.municipality import MunicipalityPrefix, prefixes
 from gateway.routing.yaml_lines import line_of
 from gateway.sdk import AdapterSettings
 from gateway.settings import SHIPPED_SCHEMAS
@@ -144,7 +144,7 @@ class GatewayConfig:
 
     def route_key(self, municipality: str, services: tuple[str, ...]) -> tuple[str, str] | None:
         """The (prefix, service) of the route that ``resolve`` takes, for explanations."""
-        for prefix in (municipality, municipality[:5], municipality[:3], municipality[:2], ""):
+        for prefix in prefixes(municipality):
             for service in (*services, "*"):
                 if (prefix, service) in self.routes:
                     return (prefix, service)

@@ -7,9 +7,9 @@ import pytest
 from gateway.errors import InvalidMessage, SchemaRegistryError
 from gateway.intake.pipeline import check
 from gateway.intake.registry import SchemaRegistry
-from gateway.intake.routing_keys import MunicipalityDirectory, RecipientResolver
 from gateway.intake.safe_xml import parse_untrusted
 from gateway.intake.schematron import Finding, SchematronCompiler
+from gateway.municipality import MunicipalityDirectory, RecipientResolver
 from gateway.settings import SHIPPED_SCHEMAS
 from tests.conftest import XBAU_DIR, sample
 
