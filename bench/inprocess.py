@@ -13,11 +13,12 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from bench.workload import REPO, documents
+from gateway.accept import Acceptor, Incoming
 from gateway.broker.embedded import EmbeddedQueue
-from gateway.intake.pipeline import Intake, check
+from gateway.intake.pipeline import check
 from gateway.intake.processes import InProcess
 from gateway.intake.registry import SchemaRegistry
-from gateway.intake.routing_keys import MunicipalityDirectory, RecipientResolver
+from gateway.municipality import MunicipalityDirectory, RecipientResolver
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import SHIPPED_SCHEMAS
 from gateway.store.blobs import BlobStore
@@ -90,10 +91,10 @@ async def _preload(
     config = load_config(config_dir)
     registry = SchemaRegistry.load([SHIPPED_SCHEMAS])
     directory = MunicipalityDirectory.load(SHIPPED_SCHEMAS / "codelists" / "ags.tsv")
-    intake = Intake(InProcess(registry), directory, config)
     store = Store.from_url(f"sqlite+aiosqlite:///{workdir / 'gateway.db'}")
     await store.migrate()
-    news = [await intake.prepare(doc, "efa-portal", []) for doc in documents(seed, count)]
+    acceptor = Acceptor(InProcess(registry), directory, config, store, "ready")
+    news = [await acceptor.prepare(Incoming(doc, "efa-portal")) for doc in documents(seed, count)]
     # Loaded in one transaction: the scenario measures delivery, not accept.
     now = time.time()
     await store.db.write(lambda conn: store._insert(conn, [(new, "ready") for new in news], now))

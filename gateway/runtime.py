@@ -8,19 +8,18 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from gateway.accept import Accepted, Acceptor, Incoming
 from gateway.broker.base import Broker
 from gateway.broker.embedded import EmbeddedQueue
 from gateway.broker.relay import OutboxRelay
 from gateway.errors import ConfigError, GatewayError, Unavailable
-from gateway.intake.pipeline import Intake
-from gateway.intake.processes import Examiner, InProcess, IntakeProcesses, auto_process_count
+from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
-from gateway.intake.routing_keys import MunicipalityDirectory
+from gateway.municipality import MunicipalityDirectory
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
 from gateway.store.blobs import BlobStore
-from gateway.store.records import AttachmentRecord
 from gateway.store.store import Store
 from gateway.worker import Worker
 
@@ -76,7 +75,7 @@ class Runtime:
     store: Store
     broker: Broker
     blobs: BlobStore
-    intake: Intake
+    acceptor: Acceptor
     worker: Worker | None = None
     relay: OutboxRelay | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -84,7 +83,7 @@ class Runtime:
 
     @property
     def config(self) -> GatewayConfig:
-        return self.intake.config
+        return self.acceptor.config
 
     @classmethod
     async def start(
@@ -121,21 +120,29 @@ class Runtime:
         # Late-bound: the broker always sees the destinations of the active config.
         broker = make_broker(settings, store, lambda: runtime.config.destinations)
         blobs = BlobStore(settings.blob_dir)
-        examiner: Examiner = InProcess(registry)
-        runtime = cls(
-            settings, registry, directory, store, broker, blobs, Intake(examiner, directory, config)
-        )
+
+        def stored() -> None:  # a new submission committed: wake whoever takes its work
+            broker.notify()
+            if runtime.relay is not None:
+                runtime.relay.notify()
+
+        work_state = broker.work_state
+        acceptor = Acceptor(InProcess(registry), directory, config, store, work_state, stored)
+        runtime = cls(settings, registry, directory, store, broker, blobs, acceptor)
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
             count = settings.intake_processes
             count = auto_process_count() if count is None else count
             if serve_api and count > 0:
-                runtime.intake = Intake(
+                runtime.acceptor = Acceptor(
                     await IntakeProcesses.start(
                         settings.all_schema_dirs, count, call_timeout=settings.intake_timeout
                     ),
                     directory,
                     config,
+                    store,
+                    work_state,
+                    stored,
                 )
         except BaseException:
             await broker.close()
@@ -173,13 +180,13 @@ class Runtime:
             await self._relay_task
         await self.broker.close()
         await self.store.close()
-        await self.intake.examiner.close()
+        await self.acceptor.examiner.close()
         gc.unfreeze()  # what this runtime held may be collected again
 
     def reload_config(self) -> GatewayConfig:
         """Load the config directory again; a broken config raises and the old one stays."""
         config = load_config(self.settings.config_source)
-        self.intake = self.intake.with_config(config)
+        self.acceptor = self.acceptor.with_config(config)
         log.info("configuration %s active", config.version)
         gc.unfreeze()  # the old configuration may now be collected
         freeze_heap()
@@ -194,24 +201,18 @@ class Runtime:
             return False
         return True
 
-    async def accept(
-        self, body: bytes, sender: str, attachments: list[AttachmentRecord]
-    ) -> tuple[str, bool]:
-        new = await self.intake.prepare(body, sender, attachments)
-        submission_id, created = await self.store.accept(new, self.broker.work_state)
-        if created:
-            self.broker.notify()
-            if self.relay is not None:
-                self.relay.notify()
-        return submission_id, created
+    async def accept(self, incoming: Incoming) -> Accepted:
+        """The accept path every source calls; always with the active configuration."""
+        return await self.acceptor.accept(incoming)
 
 
 def freeze_heap() -> None:
     """Take what start-up loaded (schemas, config, libraries) out of the cyclic GC's scans.
 
     Full collections walked that whole heap while requests allocate: 13-60 ms pauses, a
-    few per second under load, each one stalling every request in flight (issue 6).
-    Frozen objects are still freed by reference counting; a reload unfreezes first.
+    few per second under load, each one stalling every request in flight
+    (docs/performance.md, second round). Frozen objects are still freed by reference
+    counting; a reload unfreezes first.
     """
     gc.collect()
     gc.freeze()

@@ -36,6 +36,10 @@ class NewSubmission:
     xml: bytes
     deliveries: list[NewDelivery]
     attachments: list[AttachmentRecord] = field(default_factory=list)
+    source: str = "api"
+    """Which inbound transport delivered it; with ``references`` (the transport's own ids)
+    recorded in the first event."""
+    references: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

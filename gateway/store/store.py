@@ -144,7 +144,7 @@ class Database:
     aiosqlite every statement was ~4 hand-offs through its thread and the event loop:
     a delivery's job read took 12 of them (2.5 ms serial, 30 ms under load), and while
     the loop was busy with requests the write lock stayed held between statements,
-    ~100 % of the time under load, 23 ms per group commit (issue 6). The one writer
+    ~100 % of the time under load, 23 ms per group commit (docs/performance.md). The one writer
     thread also is SQLite's one writer: this process's writes queue in its executor.
 
     PostgreSQL: the same functions through ``run_sync`` on the async engine (greenlets),
@@ -494,6 +494,8 @@ class Store:
                             "destinations": [d.destination for d in new.deliveries],
                             "config_version": new.config_version,
                             "attachments": len(new.attachments),
+                            "source": new.source,
+                            **({"references": new.references} if new.references else {}),
                         }
                     ),
                 }

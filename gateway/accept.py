@@ -1,0 +1,145 @@
+"""The use case every source shares: accept a submission.
+
+A source (the HTTP API, FIT-Connect, later XTA) authenticates the sender and turns what its
+transport delivered into an :class:`Incoming`; :meth:`Acceptor.accept` then examines the
+XML (intake: parse, identify, validate, read the header), resolves the recipient, routes
+against the live config, and stores submission, deliveries and work items in one
+transaction. When it returns, the submission is durable and the source may answer its
+transport; every :class:`~gateway.errors.GatewayError` it raises is a definite rejection,
+except :class:`~gateway.errors.Unavailable` (our outage: the transport should try again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gateway.errors import NoRoute
+from gateway.intake.processes import Examiner
+from gateway.municipality import MunicipalityDirectory, RecipientResolver
+from gateway.routing.config import GatewayConfig
+from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
+from gateway.store.store import Store
+
+# Delivery ids are derived, not random: the same submission and destination always give
+# the same id, which adapters use as idempotency key / file name.
+DELIVERY_NAMESPACE = uuid.UUID("6f1d2c3a-8e0b-4f5e-9a77-0c4c1e2b7d10")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a submission came from: the source's name and its transport's own references
+    (e.g. a FIT-Connect submission and case id), recorded in the first event."""
+
+    name: str
+    references: Mapping[str, str] = field(default_factory=dict)
+
+
+API = Source("api")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What a source hands to the accept path.
+
+    ``sender`` is the already authenticated sender's name. ``recipient`` is a kennung
+    (``ags:…``, ``ars:…`` or a configured alias) when the transport itself addresses the
+    submission (a FIT-Connect destination, an XTA mailbox); it then decides the
+    municipality instead of the Nachrichtenkopf's ``leser``.
+    """
+
+    xml: bytes
+    sender: str
+    attachments: Sequence[AttachmentRecord] = ()
+    source: Source = API
+    recipient: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    id: str
+    duplicate: bool
+    """The same message was accepted before; ``id`` is the first submission's."""
+
+
+class Acceptor:
+    """Examine, resolve, route, store: one instance per active configuration."""
+
+    def __init__(
+        self,
+        examiner: Examiner,
+        directory: MunicipalityDirectory,
+        config: GatewayConfig,
+        store: Store,
+        work_state: str,
+        stored: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``work_state``: the state new work items start in (the broker's); ``stored`` is
+        called after a new submission committed (wakes the queue consumers or relay)."""
+        self.examiner = examiner
+        self.directory = directory
+        self.config = config
+        self.store = store
+        self.work_state = work_state
+        self.stored = stored
+        self.resolver = RecipientResolver(directory, config.recipients)
+
+    def with_config(self, config: GatewayConfig) -> Acceptor:
+        return Acceptor(
+            self.examiner, self.directory, config, self.store, self.work_state, self.stored
+        )
+
+    async def accept(self, incoming: Incoming) -> Accepted:
+        new = await self.prepare(incoming)
+        submission_id, created = await self.store.accept(new, self.work_state)
+        if created:
+            self.stored()
+        return Accepted(submission_id, duplicate=not created)
+
+    async def prepare(self, incoming: Incoming) -> NewSubmission:
+        """Everything before the store: the records ``accept`` would write."""
+        body = incoming.xml
+        examined = await self.examiner.examine(body)
+        header = examined.header
+        recipient = incoming.recipient or header.recipient
+        municipality = self.resolver.resolve(recipient)
+        leika = examined.leika
+        services = (header.message_type,) + ((leika,) if leika else ())
+        destinations = self.config.resolve(municipality, services)
+        if not destinations:
+            name = self.directory.names.get(municipality, "")
+            raise NoRoute(
+                f"no route for municipality {municipality} ({name}) and service "
+                f"{header.message_type}"
+            )
+        content = hashlib.sha256(body)
+        for att in incoming.attachments:
+            content.update(f"\0{att.name}\0{att.sha256}".encode())
+        source = incoming.source
+        return NewSubmission(
+            id=str(uuid.uuid4()),
+            message_uuid=header.message_uuid,
+            sender=incoming.sender,
+            content_sha256=content.hexdigest(),
+            message_type=header.message_type,
+            schema_set=examined.schema_set,
+            municipality=municipality,
+            recipient=recipient,
+            author=header.author,
+            leika=leika,
+            config_version=self.config.version,
+            xml=body,
+            deliveries=[
+                NewDelivery(
+                    id=str(uuid.uuid5(DELIVERY_NAMESPACE, f"{header.message_uuid}/{name}")),
+                    destination=name,
+                    adapter=self.config.destinations[name].adapter,
+                )
+                for name in destinations
+            ],
+            attachments=list(incoming.attachments),
+            source=source.name,
+            references=dict(source.references),
+        )
