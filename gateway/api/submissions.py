@@ -1,0 +1,167 @@
+"""``POST /v1/submissions``: the hot path, as a plain Starlette route registered once.
+
+FastAPI's request handling around a handler (parameter analysis, dependency resolution,
+response serialisation) cost ~20 % of ``api`` throughput, and authentication as a
+dependency another 13 % of the event loop (``docs/performance.md``, second round). So
+the handler takes the bare Starlette ``Request``, authenticates inline and is mounted as
+a plain ``Route`` ahead of every other route. FastAPI does not see such a route, so its
+OpenAPI entry is declared here, once, and merged into FastAPI's document by
+:func:`install`; ``tests/unit/test_api_submissions.py`` pins both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
+from pydantic import BaseModel
+from starlette.routing import Route
+
+from gateway.accept import Incoming
+from gateway.api.auth import runtime_of, sender_of
+from gateway.api.body import read_submission
+from gateway.api.problems import PROBLEM_JSON
+from gateway.errors import GatewayError
+
+PATH = "/v1/submissions"
+
+ACCEPTED = Counter("xoev_gateway_submissions_accepted", "Submissions answered 202")
+REJECTED = Counter("xoev_gateway_submissions_rejected", "Submissions rejected", ["problem"])
+
+
+class Links(BaseModel):
+    self: str
+
+
+class AcceptedBody(BaseModel):
+    id: str
+    status: str
+    links: Links
+
+
+async def submit(request: Request) -> Response:
+    sender = await sender_of(request)
+    runtime = runtime_of(request)
+    try:
+        body, attachments = await read_submission(
+            request, runtime.blobs, runtime.settings.max_xml_bytes
+        )
+        accepted = await runtime.accept(Incoming(body, sender.name, attachments))
+    except GatewayError as exc:
+        REJECTED.labels(exc.slug).inc()
+        raise
+    ACCEPTED.inc()
+    location = f"{PATH}/{accepted.id}"
+    payload = AcceptedBody(id=accepted.id, status="accepted", links=Links(self=location))
+    return JSONResponse(payload.model_dump(), status_code=202, headers={"Location": location})
+
+
+_PROBLEMS = {
+    "400": "Not well-formed or unsafe XML, or a routing key missing",
+    "401": "No or an invalid bearer token",
+    "403": "The sender may not send this",
+    "409": "The same nachrichtenUUID was accepted before with other content",
+    "413": "The body or the XML is too large",
+    "415": "Neither application/xml nor multipart/form-data",
+    "422": "Invalid against the schema or the business rules, unknown recipient or no route",
+    "503": "Durability cannot be guaranteed right now (store or broker down): retry later",
+}
+
+OPERATION: dict[str, Any] = {
+    "summary": "Submit a message",
+    "description": (
+        "An XÖV message as `application/xml`, or `multipart/form-data` with the XML in the "
+        "part `message` and attachments in further parts. The `nachrichtenUUID` is the "
+        "idempotency key: the same message again returns the first answer."
+    ),
+    "operationId": "submit_v1_submissions_post",
+    "security": [{"bearer": []}],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/xml": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"message": {"type": "string", "format": "binary"}},
+                    "required": ["message"],
+                }
+            },
+        },
+    },
+    "responses": {
+        "202": {
+            "description": "Accepted: durably stored, deliveries queued",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/AcceptedBody"}}
+            },
+        },
+        **{
+            status: {
+                "description": description,
+                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            }
+            for status, description in _PROBLEMS.items()
+        },
+    },
+}
+"""The OpenAPI operation of the route, the one description the document gets."""
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "line": {"type": ["integer", "null"]},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+def install(app: FastAPI) -> None:
+    """Mount the route ahead of all others and add its operation to ``app.openapi()``."""
+    app.router.routes.insert(0, Route(PATH, submit, methods=["POST"]))
+    app.openapi = _with_operation(app, app.openapi)  # type: ignore[method-assign]
+
+
+OpenAPI = Callable[[], dict[str, Any]]
+
+
+def _with_operation(app: FastAPI, generate: OpenAPI) -> OpenAPI:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()  # FastAPI's, cached by it in app.openapi_schema
+        document.setdefault("paths", {}).setdefault(PATH, {})["post"] = OPERATION
+        components = document.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        accepted = AcceptedBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(accepted.pop("$defs", {}))
+        schemas["AcceptedBody"] = accepted
+        schemas["Problem"] = _PROBLEM_SCHEMA
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+        }
+        return document
+
+    return openapi
