@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from gateway.cli import UVICORN_OPTIONS
+from gateway.cli.serve import UVICORN_OPTIONS
 
 app = FastAPI()
 

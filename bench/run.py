@@ -1,8 +1,8 @@
-"""``python -m bench``: every figure of issue 6 beside its reference, measured in one run.
+"""``python -m bench``: every figure of docs/performance.md beside its reference, in one run.
 
 Starts what it needs on free ports of 127.0.0.1 (the gateway in embedded mode via
 ``python -m gateway serve``, the bare FastAPI reference via ``python -m bench.bare``, both
-with ``gateway.cli.UVICORN_OPTIONS``), drives them from a separate load-generator process
+with ``gateway.cli.serve.UVICORN_OPTIONS``), drives them from a separate load-generator process
 (``bench.loadgen``), and prints one table. Rows for parts that are not in this build
 (scaled mode, the reference Fachverfahren, the 11,000-municipality config) print ``n/a``
 with the reason; they run as soon as those parts are merged.

@@ -10,6 +10,10 @@ import typer
 import uvicorn
 
 
+def register(app: typer.Typer) -> None:
+    app.command("reference-fachverfahren")(reference_fachverfahren)
+
+
 def reference_fachverfahren(
     port: Annotated[int, typer.Option(help="Port.")] = 8090,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",

@@ -1,8 +1,4 @@
-"""CLI commands for administrators' mapping work: explain, preview, test, field catalog.
-
-Registered on the main ``xoev-gateway`` app by ``gateway.cli`` (``config explain``,
-``config test``, ``config schema``, ``mapping preview``, ``schema fields``).
-"""
+"""``xoev-gateway config``: check, explain and test the routing configuration."""
 
 from __future__ import annotations
 
@@ -12,36 +8,38 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.cli import ConfigDir, SchemaDirs, _settings, app, config_app, fail
+from gateway.cli._common import ConfigDir, SchemaDirs, fail, load_all, settings_for
 from gateway.errors import GatewayError
 from gateway.routing.yaml_lines import lines_of
 
 if TYPE_CHECKING:
-    from gateway.intake.registry import SchemaRegistry
-    from gateway.intake.routing_keys import MunicipalityDirectory
-    from gateway.routing.config import GatewayConfig
-    from gateway.settings import Settings
+    from gateway.mapping.model import FieldSpec
+    from gateway.mapping.table import Origin
 
-mapping_app = typer.Typer(help="Preview what a message becomes for a municipality.")
-schema_app = typer.Typer(help="What the message types contain.", no_args_is_help=True)
-app.add_typer(mapping_app, name="mapping")
-app.add_typer(schema_app, name="schema")
+config_app = typer.Typer(help="Check and explain the routing configuration.", no_args_is_help=True)
 
 Municipality = Annotated[
     str, typer.Option("--municipality", "-m", help="AGS (8 digits) or ARS (12 digits).")
 ]
 
 
-def _load(settings: Settings) -> tuple[GatewayConfig, SchemaRegistry, MunicipalityDirectory]:
-    """Configuration, schema registry and municipality list, as a running gateway has them."""
-    from gateway.intake.registry import SchemaRegistry
-    from gateway.intake.routing_keys import MunicipalityDirectory
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(config: ConfigDir = None) -> None:
+    """Load the configuration and report the first problem with file, line and key."""
     from gateway.routing.config import load_config
 
-    return (
-        load_config(settings.config_source),
-        SchemaRegistry.load(settings.all_schema_dirs),
-        MunicipalityDirectory.load(settings.municipality_list),
+    settings = settings_for(config)
+    try:
+        cfg = load_config(settings.config_source)
+    except GatewayError as exc:
+        raise fail(exc) from None
+    typer.echo(
+        f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
+        f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes"
     )
 
 
@@ -52,15 +50,14 @@ def config_explain(
     config: ConfigDir = None,
 ) -> None:
     """Show the effective route and mapping, and where each field comes from."""
-    from gateway.intake.routing_keys import MunicipalityDirectory
-    from gateway.mapping.preview import normalize_municipality
+    from gateway.municipality import MunicipalityDirectory, level_of
     from gateway.routing.config import load_config
 
-    settings = _settings(config)
+    settings = settings_for(config)
     try:
         cfg = load_config(settings.config_source)
         directory = MunicipalityDirectory.load(settings.municipality_list)
-        ags = normalize_municipality(municipality, directory)
+        ags = directory.normalize(municipality)
     except GatewayError as exc:
         raise fail(exc) from None
     typer.echo(
@@ -71,9 +68,8 @@ def config_explain(
     if route is None:
         typer.echo("route: none (submissions for it are refused with 'no-route')")
         raise typer.Exit(1)
-    level = {0: "default", 2: "Land", 3: "Regierungsbezirk", 5: "Kreis", 8: "municipality"}
     typer.echo(
-        f"route: municipality {route[0] or '*'} ({level[len(route[0])]}), service {route[1]}"
+        f"route: municipality {route[0] or '*'} ({level_of(route[0])}), service {route[1]}"
         f" -> {', '.join(cfg.routes[route])}  [{cfg.route_sources.get(route, '?')}]"
     )
     lines = _LineCache()
@@ -103,20 +99,14 @@ class _LineCache:
     def __init__(self) -> None:
         self._texts: dict[Path, str] = {}
 
-    def line(self, origin: object) -> int | None:
-        from gateway.mapping.table import Origin
-
-        assert isinstance(origin, Origin)
+    def line(self, origin: Origin) -> int | None:
         text = self._texts.get(origin.path)
         if text is None:
             text = self._texts[origin.path] = origin.path.read_text(encoding="utf-8")
         return lines_of(text, [origin.loc])[0]
 
 
-def _summary(spec: object) -> str:
-    from gateway.mapping.model import FieldSpec
-
-    assert isinstance(spec, FieldSpec)
+def _summary(spec: FieldSpec) -> str:
     kind = spec.kind
     if kind == "const":
         text = f"const {json.dumps(spec.const, ensure_ascii=False)}"
@@ -149,16 +139,16 @@ def config_test(
     ] = False,
 ) -> None:
     """Run the mapping tests in <config>/mapping-tests; show a diff for each failure."""
-    from gateway.mapping.casebook import CASES_DIR, run_cases
+    from gateway.admin.casebook import CASES_DIR, run_cases
 
-    settings = _settings(config, schemas)
+    settings = settings_for(config, schemas)
     if update and settings.config_dir is None:
         raise typer.BadParameter(
             "needs --config: the shipped example configuration is not written to",
             param_hint="--update",
         )
     try:
-        cfg, registry, directory = _load(settings)
+        cfg, registry, directory = load_all(settings)
     except GatewayError as exc:
         raise fail(exc) from None
     results = run_cases(settings.config_source, registry, directory, cfg, update=update)
@@ -191,68 +181,3 @@ def config_schema(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
-
-
-@mapping_app.command("preview")
-def mapping_preview(
-    file: Annotated[Path, typer.Argument(help="A message (XML).")],
-    municipality: Annotated[
-        str | None,
-        typer.Option("--municipality", "-m", help="AGS/ARS; default: the message's recipient."),
-    ] = None,
-    config: ConfigDir = None,
-    schemas: SchemaDirs = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-) -> None:
-    """Print exactly what each routed destination's adapter would receive; deliver nothing."""
-    from gateway.mapping.preview import preview
-
-    settings = _settings(config, schemas)
-    try:
-        cfg, registry, directory = _load(settings)
-        shown = preview(file.read_bytes(), registry, directory, cfg, municipality)
-    except OSError as exc:
-        typer.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
-        raise typer.Exit(1) from None
-    except GatewayError as exc:
-        raise fail(exc) from None
-    if as_json:
-        typer.echo(json.dumps(shown.to_json(), indent=2, ensure_ascii=False))
-        return
-    typer.echo(
-        f"municipality {shown.municipality} {shown.municipality_name}, message "
-        f"{shown.message_type}, config {shown.config_version}; route "
-        f"{shown.route[0] or '*'}/{shown.route[1]} [{shown.route_source}]"
-    )
-    for d in shown.deliveries:
-        if d.payload is None:
-            typer.echo(f"\n== {d.destination} (adapter {d.adapter}): no mapping, XML only")
-            continue
-        typer.echo(f"\n== {d.destination} (adapter {d.adapter}): {d.payload.media_type}")
-        typer.echo(d.payload.body.decode().rstrip("\n"))
-
-
-@schema_app.command("fields")
-def schema_fields(
-    message_type: Annotated[
-        str, typer.Argument(help="Message type, e.g. hundesteuer.anmeldung.0101")
-    ],
-    schemas: SchemaDirs = None,
-    max_depth: Annotated[int, typer.Option(help="Stop at this nesting depth.")] = 30,
-) -> None:
-    """List every XPath of a message type with type, cardinality and code list."""
-    from gateway.intake.field_catalog import field_catalog
-
-    settings = _settings(None, schemas)
-    try:
-        catalog = field_catalog(message_type, settings.all_schema_dirs, max_depth)
-    except GatewayError as exc:
-        raise fail(exc) from None
-    used = {p.split(":")[0] for f in catalog.fields for p in f.xpath.split("/") if ":" in p}
-    typer.echo("# namespaces (copy the ones you use into the config's 'namespaces'):")
-    for prefix, uri in catalog.namespaces.items():
-        if prefix in used:
-            typer.echo(f"#   {prefix}: {uri}")
-    typer.echo("# xpath\ttype\tcardinality\tcode list")
-    for f in catalog.fields:
-        typer.echo(f"{f.xpath}\t{f.type}\t{f.cardinality}\t{f.codelist or ''}")
