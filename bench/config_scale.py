@@ -17,8 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.scale import SERVICE, municipality_keys, write_scale_config  # noqa: E402
 from gateway.intake.safe_xml import parse_untrusted  # noqa: E402
-from gateway.mapping.scale import SERVICE, municipality_keys, write_scale_config  # noqa: E402
 from gateway.routing.config import load_config  # noqa: E402
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from bench.scale import SERVICE, municipality_keys, write_scale_config
 from gateway.cli import app
 from gateway.intake.safe_xml import parse_untrusted
-from gateway.mapping.scale import SERVICE, municipality_keys, write_scale_config
 from gateway.routing.config import load_config
 from tests.conftest import sample
 
