@@ -66,13 +66,14 @@ def _run_server(
     config: Path | None, host: str | None, port: int | None, *, run_worker: bool
 ) -> None:
     from gateway.api.app import create_app
+    from gateway.process import freeze_startup_heap
 
     settings = _settings(config)
     settings.host = host or settings.host
     settings.port = port or settings.port
     try:
         uvicorn.run(
-            create_app(settings, run_worker=run_worker),
+            create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
             host=settings.host,
             port=settings.port,
             **UVICORN_OPTIONS,
@@ -94,10 +95,16 @@ def api(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
 
 
 def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:
+    from gateway.process import freeze_startup_heap
     from gateway.runtime import Runtime
 
     async def main() -> None:
-        runtime = await Runtime.start(_settings(config), run_worker=run_worker, run_relay=run_relay)
+        runtime = await Runtime.start(
+            _settings(config),
+            run_worker=run_worker,
+            run_relay=run_relay,
+            on_loaded=freeze_startup_heap,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

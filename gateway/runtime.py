@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -79,6 +78,7 @@ class Runtime:
     intake: Intake
     worker: Worker | None = None
     relay: OutboxRelay | None = None
+    on_loaded: Callable[[], None] | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -94,9 +94,12 @@ class Runtime:
         run_worker: bool,
         run_relay: bool = False,
         serve_api: bool = False,
+        on_loaded: Callable[[], None] | None = None,
     ) -> Runtime:
         """``run_relay``: publish the store's outbox (only brokers that use one);
-        ``serve_api``: submissions arrive, so start the intake processes (if configured)."""
+        ``serve_api``: submissions arrive, so start the intake processes (if configured);
+        ``on_loaded``: called once everything is loaded and after each config reload (a
+        server process freezes its start-up heap there, see ``gateway.process``)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.config_dir is None:
             settings = settings.model_copy(
@@ -123,7 +126,14 @@ class Runtime:
         blobs = BlobStore(settings.blob_dir)
         examiner: Examiner = InProcess(registry)
         runtime = cls(
-            settings, registry, directory, store, broker, blobs, Intake(examiner, directory, config)
+            settings,
+            registry,
+            directory,
+            store,
+            broker,
+            blobs,
+            Intake(examiner, directory, config),
+            on_loaded=on_loaded,
         )
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
@@ -159,7 +169,8 @@ class Runtime:
                 poll_seconds=settings.poll_seconds,
             )
             runtime._worker_task = asyncio.create_task(runtime.worker.run())
-        freeze_heap()
+        if on_loaded is not None:
+            on_loaded()
         return runtime
 
     async def stop(self) -> None:
@@ -174,15 +185,14 @@ class Runtime:
         await self.broker.close()
         await self.store.close()
         await self.intake.examiner.close()
-        gc.unfreeze()  # what this runtime held may be collected again
 
     def reload_config(self) -> GatewayConfig:
         """Load the config directory again; a broken config raises and the old one stays."""
         config = load_config(self.settings.config_source)
         self.intake = self.intake.with_config(config)
         log.info("configuration %s active", config.version)
-        gc.unfreeze()  # the old configuration may now be collected
-        freeze_heap()
+        if self.on_loaded is not None:
+            self.on_loaded()
         return config
 
     def reload_or_keep(self) -> bool:
@@ -206,17 +216,6 @@ class Runtime:
         return submission_id, created
 
 
-def freeze_heap() -> None:
-    """Take what start-up loaded (schemas, config, libraries) out of the cyclic GC's scans.
-
-    Full collections walked that whole heap while requests allocate: 13-60 ms pauses, a
-    few per second under load, each one stalling every request in flight (issue 6).
-    Frozen objects are still freed by reference counting; a reload unfreezes first.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[str]:
     # Mark the deliveries pending BEFORE the broker hands them out again: a worker that
     # got one while the store still said 'dead' would ack it as a settled duplicate.
@@ -230,4 +229,4 @@ async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[
     return await runtime.broker.replay(ids)
 
 
-__all__ = ["GatewayError", "Runtime", "freeze_heap", "make_broker", "replay_dead"]
+__all__ = ["GatewayError", "Runtime", "make_broker", "replay_dead"]
