@@ -19,6 +19,8 @@ from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
 from gateway.store.blobs import BlobStore
+from gateway.store.database import Database
+from gateway.store.migrate import migrate
 from gateway.store.records import AttachmentRecord
 from gateway.store.store import Store
 from gateway.worker import Worker
@@ -27,13 +29,13 @@ log = logging.getLogger("xoev_gateway")
 
 
 def make_broker(
-    settings: Settings, store: Store, destinations: Callable[[], Iterable[str]] = lambda: ()
+    settings: Settings, db: Database, destinations: Callable[[], Iterable[str]] = lambda: ()
 ) -> Broker:
     """``destinations`` names the configured destinations (RabbitMQ: one queue each)."""
     if settings.broker == "embedded":
-        if not settings.store_url.startswith("sqlite"):
+        if db.dialect != "sqlite":
             raise ConfigError("the embedded queue needs the SQLite store; use broker=rabbitmq")
-        return EmbeddedQueue(store.engine, lease_seconds=settings.lease_seconds)
+        return EmbeddedQueue(db, lease_seconds=settings.lease_seconds)
     if settings.broker == "rabbitmq":
         from gateway.broker.rabbitmq import RabbitBroker
 
@@ -72,6 +74,7 @@ class Runtime:
     settings: Settings
     registry: SchemaRegistry
     directory: MunicipalityDirectory
+    db: Database
     store: Store
     broker: Broker
     blobs: BlobStore
@@ -113,22 +116,28 @@ class Runtime:
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
         config = load_config(settings.config_source)
-        store = Store.from_url(
+        db = Database.open(
             settings.store_url,
             sqlite_synchronous=settings.sqlite_synchronous,
             sqlite_busy_seconds=settings.sqlite_busy_seconds,
         )
-        # A SQLite file is no service that comes up later: its errors stand at once.
-        local = settings.store_url.startswith("sqlite")
-        await _when_available(store.migrate, "database", 0 if local else settings.startup_wait)
-        # Late-bound: the broker always sees the destinations of the active config.
-        broker = make_broker(settings, store, lambda: runtime.config.destinations)
+        try:
+            # A SQLite file is no service that comes up later: its errors stand at once.
+            wait = 0 if db.dialect == "sqlite" else settings.startup_wait
+            await _when_available(lambda: migrate(db), "database", wait)
+            # Late-bound: the broker always sees the destinations of the active config.
+            broker = make_broker(settings, db, lambda: runtime.config.destinations)
+        except BaseException:
+            await db.close()
+            raise
+        store = Store(db)
         blobs = BlobStore(settings.blob_dir)
         examiner: Examiner = InProcess(registry)
         runtime = cls(
             settings,
             registry,
             directory,
+            db,
             store,
             broker,
             blobs,
@@ -150,10 +159,11 @@ class Runtime:
         except BaseException:
             await broker.close()
             await store.close()
+            await db.close()
             raise
         if run_relay and broker.work_state == "outbox":
             runtime.relay = OutboxRelay(
-                store.engine,
+                db,
                 broker,
                 batch_size=settings.relay_batch,
                 poll_seconds=settings.poll_seconds,
@@ -184,6 +194,7 @@ class Runtime:
             await self._relay_task
         await self.broker.close()
         await self.store.close()
+        await self.db.close()
         await self.intake.examiner.close()
 
     def reload_config(self) -> GatewayConfig:

@@ -15,22 +15,19 @@ from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, Connection, Executable, and_, delete, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
-from gateway.errors import Unavailable
-from gateway.store.store import UNAVAILABLE_ERRORS, database_for, read_connection
+from gateway.store.database import Database, unavailable_on_failure
 from gateway.store.tables import work_items
 
 
 class EmbeddedQueue:
     work_state = "ready"
 
-    def __init__(self, engine: AsyncEngine, lease_seconds: float = 300.0) -> None:
-        self.engine = engine
-        self.db = database_for(engine)
+    def __init__(self, db: Database, lease_seconds: float = 300.0) -> None:
+        """``db``: the store's SQLite database (the accept transaction is the enqueue)."""
+        self.db = db
         self.lease_seconds = lease_seconds
-        self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
@@ -40,11 +37,9 @@ class EmbeddedQueue:
         return None  # settlements are committed by the store's database (write_shared)
 
     async def ping(self) -> None:
-        try:
-            async with read_connection(self.engine) as conn:
-                await conn.execute(select(work_items.c.delivery_id).limit(1))
-        except UNAVAILABLE_ERRORS as exc:
-            raise Unavailable(f"queue unreachable: {type(exc).__name__}") from None
+        query = select(work_items.c.delivery_id).limit(1)
+        with unavailable_on_failure("queue"):
+            await self.db.read(lambda conn: conn.execute(query).all())
 
     def notify(self) -> None:
         self._wake.set()

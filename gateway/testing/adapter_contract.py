@@ -44,6 +44,8 @@ from gateway.broker.embedded import EmbeddedQueue
 from gateway.routing.config import Destination, GatewayConfig
 from gateway.sdk import Adapter, AdapterSettings, Delivery, Receipt, TransientDeliveryError
 from gateway.store.blobs import BlobStore
+from gateway.store.database import Database
+from gateway.store.migrate import migrate
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
 from gateway.store.store import Store
 from gateway.worker import Worker
@@ -137,9 +139,10 @@ class WorkerHarness:
 
     async def __aenter__(self) -> WorkerHarness:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.store = Store.from_url(f"sqlite+aiosqlite:///{self.directory / 'gateway.db'}")
-        await self.store.migrate()
-        self.broker = EmbeddedQueue(self.store.engine, lease_seconds=60)
+        self.db = Database.open(f"sqlite:///{self.directory / 'gateway.db'}")
+        await migrate(self.db)
+        self.store = Store(self.db)
+        self.broker = EmbeddedQueue(self.db, lease_seconds=60)
         await self.broker.start()
         self.blobs = BlobStore(self.directory / "blobs")
         self.worker = Worker(
@@ -158,6 +161,7 @@ class WorkerHarness:
         await self._task
         await self.broker.close()
         await self.store.close()
+        await self.db.close()
 
     async def submit(
         self, xml: bytes | None = None, attachments: Sequence[tuple[str, str, bytes]] = ()
