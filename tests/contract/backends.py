@@ -93,10 +93,12 @@ async def lease_expires_by_time(broker: Any) -> None:
     """The embedded queue's leases expire by time: the tests' waits cover it."""
 
 
-async def consumer_channel_closes(broker: Any) -> None:
-    """RabbitMQ hands unacked messages out again once their consumer's channel is gone."""
+async def consumer_connection_closes(broker: Any) -> None:
+    """RabbitMQ hands unacked messages out again once their consumer's connection is gone,
+    as when a worker dies; the same broker object then goes on as the next worker."""
     assert isinstance(broker, RabbitBroker)
-    await broker.release_unacked()
+    await broker.close()
+    await broker.start()
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,6 @@ STORES: dict[str, tuple[Callable[[Path], Any], bool]] = {
 BROKERS: dict[str, BrokerBackend] = {
     "embedded": BrokerBackend(sqlite_database, embedded_broker, lease_expires_by_time),
     "rabbitmq": BrokerBackend(
-        postgres_database_migrated, rabbitmq_broker, consumer_channel_closes, services=True
+        postgres_database_migrated, rabbitmq_broker, consumer_connection_closes, services=True
     ),
 }
