@@ -23,6 +23,7 @@ from gateway.settings import SHIPPED_SCHEMAS
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.migrate import migrate
+from gateway.store.states import WorkState
 from gateway.store.store import Store
 from gateway.store.tables import work_items
 from gateway.worker import Worker
@@ -98,7 +99,7 @@ async def _preload(
     news = [await intake.prepare(doc, "efa-portal", []) for doc in documents(seed, count)]
     # Loaded in one transaction: the scenario measures delivery, not accept.
     now = time.time()
-    batch = [(new, "ready") for new in news]
+    batch = [(new, WorkState.READY) for new in news]
     await store.db.write(lambda conn: store._insert(conn, batch, now))
     return store, config, sum(len(n.deliveries) for n in news)
 

@@ -22,6 +22,7 @@ from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.migrate import migrate
 from gateway.store.records import AttachmentRecord
+from gateway.store.states import WorkState
 from gateway.store.store import Store
 from gateway.worker import Worker
 
@@ -161,7 +162,7 @@ class Runtime:
             await store.close()
             await db.close()
             raise
-        if run_relay and broker.work_state == "outbox":
+        if run_relay and broker.work_state == WorkState.OUTBOX:
             runtime.relay = OutboxRelay(
                 db,
                 broker,

@@ -37,6 +37,7 @@ from gateway.mapping.preview import preview
 from gateway.routing.config import Sender
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
+from gateway.store.states import SubmissionStatus
 
 ACCEPTED = Counter("xoev_gateway_submissions_accepted", "Submissions answered 202")
 REJECTED = Counter("xoev_gateway_submissions_rejected", "Submissions rejected", ["problem"])
@@ -156,7 +157,9 @@ def create_app(
             raise
         ACCEPTED.inc()
         location = f"/v1/submissions/{submission_id}"
-        payload = AcceptedBody(id=submission_id, status="accepted", links=Links(self=location))
+        payload = AcceptedBody(
+            id=submission_id, status=SubmissionStatus.ACCEPTED, links=Links(self=location)
+        )
         return JSONResponse(payload.model_dump(), status_code=202, headers={"Location": location})
 
     # The hot path is served by a plain Starlette route ahead of FastAPI's: the same

@@ -18,11 +18,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.store.database import Database, unavailable_on_failure
+from gateway.store.states import WorkState
 from gateway.store.tables import work_items
 
 
 class EmbeddedQueue:
-    work_state = "ready"
+    work_state = WorkState.READY
 
     def __init__(self, db: Database, lease_seconds: float = 300.0) -> None:
         """``db``: the store's SQLite database (the accept transaction is the enqueue)."""
@@ -53,7 +54,7 @@ class EmbeddedQueue:
                 {
                     "delivery_id": i.delivery_id,
                     "destination": i.destination,
-                    "state": "ready",
+                    "state": WorkState.READY,
                     "available_at": now,
                     "attempts": 0,
                 }
@@ -62,7 +63,7 @@ class EmbeddedQueue:
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[work_items.c.delivery_id],
-            set_={"state": "ready", "available_at": now, "lease_owner": None},
+            set_={"state": WorkState.READY, "available_at": now, "lease_owner": None},
         )
         await self.db.write(lambda conn: conn.execute(stmt))
         self.notify()
@@ -82,8 +83,8 @@ class EmbeddedQueue:
     async def _claim(self, max_items: int) -> list[Lease]:
         now = time.time()
         claimable = or_(
-            and_(work_items.c.state == "ready", work_items.c.available_at <= now),
-            and_(work_items.c.state == "leased", work_items.c.lease_until < now),
+            and_(work_items.c.state == WorkState.READY, work_items.c.available_at <= now),
+            and_(work_items.c.state == WorkState.LEASED, work_items.c.lease_until < now),
         )
         token = uuid.uuid4().hex
         ids = (
@@ -97,7 +98,7 @@ class EmbeddedQueue:
             update(work_items)
             .where(work_items.c.delivery_id.in_(ids), claimable)
             .values(
-                state="leased",
+                state=WorkState.LEASED,
                 lease_owner=token,
                 lease_until=now + self.lease_seconds,
                 attempts=work_items.c.attempts + 1,
@@ -133,7 +134,7 @@ class EmbeddedQueue:
             update(work_items)
             .where(self._owned(lease))
             .values(
-                state="ready",
+                state=WorkState.READY,
                 available_at=time.time() + delay,
                 lease_owner=None,
                 lease_until=None,
@@ -146,7 +147,7 @@ class EmbeddedQueue:
             update(work_items)
             .where(self._owned(lease))
             .values(
-                state="ready",
+                state=WorkState.READY,
                 available_at=time.time() + delay,
                 lease_owner=None,
                 lease_until=None,
@@ -158,11 +159,11 @@ class EmbeddedQueue:
         await self._settle(
             update(work_items)
             .where(self._owned(lease))
-            .values(state="dead", lease_owner=None, lease_until=None, reason=reason)
+            .values(state=WorkState.DEAD, lease_owner=None, lease_until=None, reason=reason)
         )
 
     async def dead_letters(self) -> list[DeadLetter]:
-        query = select(work_items).where(work_items.c.state == "dead")
+        query = select(work_items).where(work_items.c.state == WorkState.DEAD)
         rows = await self.db.read(
             lambda conn: conn.execute(query.order_by(work_items.c.available_at)).all()
         )
@@ -172,13 +173,13 @@ class EmbeddedQueue:
         ]
 
     async def replay(self, delivery_ids: Sequence[str] | None = None) -> list[str]:
-        cond = work_items.c.state == "dead"
+        cond = work_items.c.state == WorkState.DEAD
         if delivery_ids is not None:
             cond = and_(cond, work_items.c.delivery_id.in_(delivery_ids))
         stmt = (
             update(work_items)
             .where(cond)
-            .values(state="ready", available_at=time.time(), attempts=0, reason=None)
+            .values(state=WorkState.READY, available_at=time.time(), attempts=0, reason=None)
             .returning(work_items.c.delivery_id)
         )
         rows = await self.db.write(lambda conn: conn.execute(stmt).all())

@@ -43,6 +43,7 @@ from pydantic import BaseModel
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
+from gateway.store.states import WorkState
 
 log = logging.getLogger("xoev_gateway.rabbitmq")
 
@@ -58,7 +59,7 @@ class WorkMessage(BaseModel):
 
 
 class RabbitBroker:
-    work_state = "outbox"
+    work_state = WorkState.OUTBOX
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, delete, select
 from gateway.broker.base import Broker, WorkItem
 from gateway.errors import GatewayError
 from gateway.store.database import Database, unavailable_on_failure
+from gateway.store.states import WorkState
 from gateway.store.tables import work_items
 
 log = logging.getLogger("xoev_gateway.relay")
@@ -80,7 +81,7 @@ class OutboxRelay:
     def _lock_batch(self, conn: Connection) -> list[WorkItem]:
         rows = conn.execute(
             select(work_items.c.delivery_id, work_items.c.destination)
-            .where(work_items.c.state == "outbox")
+            .where(work_items.c.state == WorkState.OUTBOX)
             .order_by(work_items.c.available_at)
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
@@ -99,6 +100,6 @@ class OutboxRelay:
             conn.execute(
                 delete(work_items).where(
                     work_items.c.delivery_id.in_([i.delivery_id for i in items]),
-                    work_items.c.state == "outbox",
+                    work_items.c.state == WorkState.OUTBOX,
                 )
             )

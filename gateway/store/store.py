@@ -30,6 +30,7 @@ from gateway.store.records import (
     NewSubmission,
     SubmissionView,
 )
+from gateway.store.states import DeliveryState, WorkState
 from gateway.store.tables import attachments, deliveries, events, submissions, work_items
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._accepts: GroupCommit[tuple[NewSubmission, str], tuple[str, bool]] = GroupCommit(
+        self._accepts: GroupCommit[tuple[NewSubmission, WorkState], tuple[str, bool]] = GroupCommit(
             self._accept_batch
         )
 
@@ -110,7 +111,7 @@ class Store:
     async def ping(self) -> None:
         await self._read(lambda conn: conn.execute(text("SELECT 1")).all())
 
-    async def accept(self, new: NewSubmission, work_state: str) -> tuple[str, bool]:
+    async def accept(self, new: NewSubmission, work_state: WorkState) -> tuple[str, bool]:
         """Store a submission durably; return ``(id, created)``.
 
         Idempotent by ``message_uuid``: the same content again returns the first id with
@@ -119,7 +120,7 @@ class Store:
         return await self._accepts.submit((new, work_state))
 
     async def _accept_batch(
-        self, batch: Sequence[tuple[NewSubmission, str]]
+        self, batch: Sequence[tuple[NewSubmission, WorkState]]
     ) -> list[tuple[str, bool] | Exception]:
         now = _now()
         try:
@@ -132,7 +133,7 @@ class Store:
             return [Unavailable(f"store unavailable: {type(exc).__name__}")] * len(batch)
 
     def _insert_new(
-        self, conn: Connection, batch: Sequence[tuple[NewSubmission, str]], now: float
+        self, conn: Connection, batch: Sequence[tuple[NewSubmission, WorkState]], now: float
     ) -> list[tuple[str, bool] | Exception]:
         """Insert the batch's new UUIDs; settle the others against what is stored first."""
         rows = conn.execute(
@@ -147,7 +148,7 @@ class Store:
             r.message_uuid: (r.id, r.content_sha256, r.sender) for r in rows
         }
         outcomes: list[tuple[str, bool] | Exception] = []
-        fresh: list[tuple[NewSubmission, str]] = []
+        fresh: list[tuple[NewSubmission, WorkState]] = []
         for new, work_state in batch:
             known = first.get(new.message_uuid)
             if known is None:
@@ -161,7 +162,7 @@ class Store:
         return outcomes
 
     async def _accept_one(
-        self, new: NewSubmission, work_state: str
+        self, new: NewSubmission, work_state: WorkState
     ) -> tuple[str, bool] | Exception:
         now = _now()
         try:
@@ -185,7 +186,7 @@ class Store:
         return _settle_duplicate(new, str(row.id), row.content_sha256, row.sender)
 
     def _insert(
-        self, conn: Connection, batch: Sequence[tuple[NewSubmission, str]], now: float
+        self, conn: Connection, batch: Sequence[tuple[NewSubmission, WorkState]], now: float
     ) -> None:
         """One executemany per table for the whole batch."""
         conn.execute(
@@ -230,7 +231,7 @@ class Store:
                     "submission_id": new.id,
                     "destination": d.destination,
                     "adapter": d.adapter,
-                    "state": "pending",
+                    "state": DeliveryState.PENDING,
                     "attempts": 0,
                     "updated_at": now,
                 }
@@ -308,7 +309,7 @@ class Store:
                     id=d.id,
                     destination=d.destination,
                     adapter=d.adapter,
-                    state=d.state,
+                    state=DeliveryState(d.state),
                     attempts=d.attempts,
                     receipt_reference=d.receipt_reference,
                     receipt_message=d.receipt_message,
@@ -374,7 +375,7 @@ class Store:
             delivery_id=row.id,
             submission_id=row.submission_id,
             destination=row.destination,
-            state=row.state,
+            state=DeliveryState(row.state),
             message_uuid=row.message_uuid,
             message_type=row.message_type,
             municipality=row.municipality,
@@ -391,7 +392,7 @@ class Store:
         attempt: Attempt | None = None,
     ) -> None:
         values = {
-            "state": "delivered",
+            "state": DeliveryState.DELIVERED,
             "receipt_reference": reference,
             "receipt_message": message,
             "problem": None,
@@ -408,7 +409,7 @@ class Store:
     async def record_dead(
         self, job: DeliveryJob, problem: str, attempt: Attempt | None = None
     ) -> None:
-        values = {"state": "dead", "problem": problem}
+        values = {"state": DeliveryState.DEAD, "problem": problem}
         await self._record(_Outcome(job, values, "delivery.dead", {"problem": problem}, attempt))
 
     async def _record(self, outcome: _Outcome) -> None:
@@ -449,7 +450,7 @@ class Store:
             conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(delivery_ids))
-                .values(state="pending", updated_at=_now())
+                .values(state=DeliveryState.PENDING, updated_at=_now())
             )
             now = _now()
             if rows:

@@ -9,13 +9,14 @@ from sqlalchemy import Connection, insert, select
 
 from gateway.store.database import Database
 from gateway.store.migrate import migrate
+from gateway.store.states import WorkState
 from gateway.store.tables import work_items
 
 
 def add_item(conn: Connection) -> str:
     conn.execute(
         insert(work_items).values(
-            delivery_id="d-1", destination="x", state="outbox", available_at=0.0
+            delivery_id="d-1", destination="x", state=WorkState.OUTBOX, available_at=0.0
         )
     )
     return "d-1"
@@ -52,7 +53,7 @@ async def test_a_write_that_awaits_commits_after_and_rolls_back_on_failure(
         seen.append(delivery_id)
 
     def mark_ready(conn: Connection, _delivery_id: str) -> None:
-        conn.execute(work_items.update().values(state="ready"))
+        conn.execute(work_items.update().values(state=WorkState.READY))
 
     try:
         await migrate(db)
