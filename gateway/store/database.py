@@ -171,7 +171,8 @@ class Database:
         write transaction, which rolls back if ``action`` raises. The outbox relay holds
         the rows it locked while the broker confirms them. On SQLite the writer thread
         (and with it the write lock) waits for ``action``, as any writer holding the lock
-        would."""
+        would; so ``action`` must not use this database, and should have a timeout of its
+        own (the broker's confirm timeout)."""
         if self._async_engine is not None:
             async with self._async_engine.begin() as conn:
                 result = await conn.run_sync(before)
