@@ -22,6 +22,9 @@ from gateway.municipality import MunicipalityDirectory, RecipientResolver
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import SHIPPED_SCHEMAS
 from gateway.store.blobs import BlobStore
+from gateway.store.database import Database
+from gateway.store.migrate import migrate
+from gateway.store.states import WorkState
 from gateway.store.store import Store
 from gateway.store.tables import work_items
 from gateway.worker import Worker
@@ -91,19 +94,20 @@ async def _preload(
     config = load_config(config_dir)
     registry = SchemaRegistry.load([SHIPPED_SCHEMAS])
     directory = MunicipalityDirectory.load(SHIPPED_SCHEMAS / "codelists" / "ags.tsv")
-    store = Store.from_url(f"sqlite+aiosqlite:///{workdir / 'gateway.db'}")
-    await store.migrate()
-    acceptor = Acceptor(InProcess(registry), directory, config, store, "ready")
+    store = Store(Database.open(f"sqlite:///{workdir / 'gateway.db'}"))
+    await migrate(store.db)
+    acceptor = Acceptor(InProcess(registry), directory, config, store, WorkState.READY)
     news = [await acceptor.prepare(Incoming(doc, "efa-portal")) for doc in documents(seed, count)]
     # Loaded in one transaction: the scenario measures delivery, not accept.
     now = time.time()
-    await store.db.write(lambda conn: store._insert(conn, [(new, "ready") for new in news], now))
+    batch = [(new, WorkState.READY) for new in news]
+    await store.db.write(lambda conn: store._insert(conn, batch, now))
     return store, config, sum(len(n.deliveries) for n in news)
 
 
 async def _remaining(store: Store) -> int:
-    async with store.engine.connect() as conn:
-        return int((await conn.execute(select(func.count()).select_from(work_items))).scalar_one())
+    query = select(func.count()).select_from(work_items)
+    return int(await store.db.read(lambda conn: conn.execute(query).scalar_one()))
 
 
 async def delivery(
@@ -115,7 +119,7 @@ async def delivery(
 ) -> float:
     """Deliveries/s through the worker (default config: file drop with fsync, as shipped)."""
     store, config, total = await _preload(workdir, seed, count, adjust)
-    broker = EmbeddedQueue(store.engine)
+    broker = EmbeddedQueue(store.db)
     worker = Worker(
         store,
         broker,
@@ -132,13 +136,14 @@ async def delivery(
     worker.stop()
     await task
     await store.close()
+    await store.db.close()
     return total / elapsed
 
 
 async def consume_ack(workdir: Path, seed: int, count: int, concurrency: int = 16) -> float:
     """Raw embedded-queue rate: claim up to ``concurrency`` items, ack each, no adapter."""
     store, _config, total = await _preload(workdir, seed, count)
-    broker = EmbeddedQueue(store.engine)
+    broker = EmbeddedQueue(store.db)
     start = time.perf_counter()
     done = 0
     while leases := await broker.receive(concurrency, wait=0):
@@ -147,5 +152,6 @@ async def consume_ack(workdir: Path, seed: int, count: int, concurrency: int = 1
         done += len(leases)
     elapsed = time.perf_counter() - start
     await store.close()
+    await store.db.close()
     assert done == total, (done, total)
     return total / elapsed

@@ -21,6 +21,7 @@ from gateway.intake.processes import Examiner
 from gateway.municipality import MunicipalityDirectory, RecipientResolver
 from gateway.routing.config import GatewayConfig
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
+from gateway.store.states import WorkState
 from gateway.store.store import Store
 
 # Delivery ids are derived, not random: the same submission and destination always give
@@ -73,7 +74,7 @@ class Acceptor:
         directory: MunicipalityDirectory,
         config: GatewayConfig,
         store: Store,
-        work_state: str,
+        work_state: WorkState,
         stored: Callable[[], None] = lambda: None,
     ) -> None:
         """``work_state``: the state new work items start in (the broker's); ``stored`` is

@@ -23,6 +23,7 @@ from rich.table import Table
 from gateway.api.app import create_app
 from gateway.settings import SHIPPED_SCHEMAS, Settings
 from gateway.shipped import copy_example_config
+from gateway.store.states import DeliveryState
 
 DEMO_TOKEN = "demo-sender-token"  # noqa: S105 - the documented demo token
 
@@ -87,7 +88,9 @@ def run_demo(workdir: Path) -> int:
     _print(console, outcomes, delivered, workdir)
     expected_ok = all((o.status == 202) == ("/valid/" in o.sample) for o in outcomes)
     all_delivered = all(
-        d["state"] == "delivered" for deliveries in delivered.values() for d in deliveries
+        d["state"] == DeliveryState.DELIVERED
+        for deliveries in delivered.values()
+        for d in deliveries
     )
     return 0 if expected_ok and all_delivered else 1
 
@@ -118,7 +121,7 @@ def _wait_for_deliveries(url: str, outcomes: list[Outcome]) -> dict[str, list[di
                 continue
             while True:
                 view = client.get(f"/v1/submissions/{outcome.submission_id}").json()
-                if all(d["state"] != "pending" for d in view["deliveries"]):
+                if all(d["state"] != DeliveryState.PENDING for d in view["deliveries"]):
                     break
                 if time.monotonic() > deadline:
                     break

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +19,9 @@ from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
 from gateway.store.blobs import BlobStore
+from gateway.store.database import Database
+from gateway.store.migrate import migrate
+from gateway.store.states import WorkState
 from gateway.store.store import Store
 from gateway.worker import Worker
 
@@ -27,13 +29,13 @@ log = logging.getLogger("xoev_gateway")
 
 
 def make_broker(
-    settings: Settings, store: Store, destinations: Callable[[], Iterable[str]] = lambda: ()
+    settings: Settings, db: Database, destinations: Callable[[], Iterable[str]] = lambda: ()
 ) -> Broker:
     """``destinations`` names the configured destinations (RabbitMQ: one queue each)."""
     if settings.broker == "embedded":
-        if not settings.store_url.startswith("sqlite"):
+        if db.dialect != "sqlite":
             raise ConfigError("the embedded queue needs the SQLite store; use broker=rabbitmq")
-        return EmbeddedQueue(store.engine, lease_seconds=settings.lease_seconds)
+        return EmbeddedQueue(db, lease_seconds=settings.lease_seconds)
     if settings.broker == "rabbitmq":
         from gateway.broker.rabbitmq import RabbitBroker
 
@@ -72,12 +74,14 @@ class Runtime:
     settings: Settings
     registry: SchemaRegistry
     directory: MunicipalityDirectory
+    db: Database
     store: Store
     broker: Broker
     blobs: BlobStore
     acceptor: Acceptor
     worker: Worker | None = None
     relay: OutboxRelay | None = None
+    on_loaded: Callable[[], None] | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -93,9 +97,12 @@ class Runtime:
         run_worker: bool,
         run_relay: bool = False,
         serve_api: bool = False,
+        on_loaded: Callable[[], None] | None = None,
     ) -> Runtime:
         """``run_relay``: publish the store's outbox (only brokers that use one);
-        ``serve_api``: submissions arrive, so start the intake processes (if configured)."""
+        ``serve_api``: submissions arrive, so start the intake processes (if configured);
+        ``on_loaded``: called once everything is loaded and after each config reload (a
+        server process freezes its start-up heap there, see ``gateway.process``)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.config_dir is None:
             settings = settings.model_copy(
@@ -109,16 +116,21 @@ class Runtime:
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
         config = load_config(settings.config_source)
-        store = Store.from_url(
+        db = Database.open(
             settings.store_url,
             sqlite_synchronous=settings.sqlite_synchronous,
             sqlite_busy_seconds=settings.sqlite_busy_seconds,
         )
-        # A SQLite file is no service that comes up later: its errors stand at once.
-        local = settings.store_url.startswith("sqlite")
-        await _when_available(store.migrate, "database", 0 if local else settings.startup_wait)
-        # Late-bound: the broker always sees the destinations of the active config.
-        broker = make_broker(settings, store, lambda: runtime.config.destinations)
+        try:
+            # A SQLite file is no service that comes up later: its errors stand at once.
+            wait = 0 if db.dialect == "sqlite" else settings.startup_wait
+            await _when_available(lambda: migrate(db), "database", wait)
+            # Late-bound: the broker always sees the destinations of the active config.
+            broker = make_broker(settings, db, lambda: runtime.config.destinations)
+        except BaseException:
+            await db.close()
+            raise
+        store = Store(db)
         blobs = BlobStore(settings.blob_dir)
 
         def stored() -> None:  # a new submission committed: wake whoever takes its work
@@ -128,7 +140,9 @@ class Runtime:
 
         work_state = broker.work_state
         acceptor = Acceptor(InProcess(registry), directory, config, store, work_state, stored)
-        runtime = cls(settings, registry, directory, store, broker, blobs, acceptor)
+        runtime = cls(
+            settings, registry, directory, db, store, broker, blobs, acceptor, on_loaded=on_loaded
+        )
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
             count = settings.intake_processes
@@ -147,10 +161,11 @@ class Runtime:
         except BaseException:
             await broker.close()
             await store.close()
+            await db.close()
             raise
-        if run_relay and broker.work_state == "outbox":
+        if run_relay and broker.work_state == WorkState.OUTBOX:
             runtime.relay = OutboxRelay(
-                store.engine,
+                db,
                 broker,
                 batch_size=settings.relay_batch,
                 poll_seconds=settings.poll_seconds,
@@ -166,7 +181,8 @@ class Runtime:
                 poll_seconds=settings.poll_seconds,
             )
             runtime._worker_task = asyncio.create_task(runtime.worker.run())
-        freeze_heap()
+        if on_loaded is not None:
+            on_loaded()
         return runtime
 
     async def stop(self) -> None:
@@ -180,16 +196,16 @@ class Runtime:
             await self._relay_task
         await self.broker.close()
         await self.store.close()
+        await self.db.close()
         await self.acceptor.examiner.close()
-        gc.unfreeze()  # what this runtime held may be collected again
 
     def reload_config(self) -> GatewayConfig:
         """Load the config directory again; a broken config raises and the old one stays."""
         config = load_config(self.settings.config_source)
         self.acceptor = self.acceptor.with_config(config)
         log.info("configuration %s active", config.version)
-        gc.unfreeze()  # the old configuration may now be collected
-        freeze_heap()
+        if self.on_loaded is not None:
+            self.on_loaded()
         return config
 
     def reload_or_keep(self) -> bool:
@@ -206,18 +222,6 @@ class Runtime:
         return await self.acceptor.accept(incoming)
 
 
-def freeze_heap() -> None:
-    """Take what start-up loaded (schemas, config, libraries) out of the cyclic GC's scans.
-
-    Full collections walked that whole heap while requests allocate: 13-60 ms pauses, a
-    few per second under load, each one stalling every request in flight
-    (docs/performance.md, second round). Frozen objects are still freed by reference
-    counting; a reload unfreezes first.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[str]:
     # Mark the deliveries pending BEFORE the broker hands them out again: a worker that
     # got one while the store still said 'dead' would ack it as a settled duplicate.
@@ -231,4 +235,4 @@ async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[
     return await runtime.broker.replay(ids)
 
 
-__all__ = ["GatewayError", "Runtime", "freeze_heap", "make_broker", "replay_dead"]
+__all__ = ["GatewayError", "Runtime", "make_broker", "replay_dead"]

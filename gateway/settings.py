@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
 
     @property
     def config_source(self) -> Path:

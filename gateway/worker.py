@@ -28,6 +28,7 @@ from gateway.sdk import (
 )
 from gateway.store.blobs import BlobStore
 from gateway.store.records import DeliveryJob
+from gateway.store.states import DeliveryState
 from gateway.store.store import Attempt, Store
 
 log = logging.getLogger("xoev_gateway.worker")
@@ -165,7 +166,7 @@ class Worker:
             log.warning("could not give %s back (%r)", lease.item.delivery_id, exc)
 
     async def process(self, lease: Lease, job: DeliveryJob | None) -> None:
-        if job is None or job.state != "pending":
+        if job is None or job.state != DeliveryState.PENDING:
             # Unknown (e.g. erased) or already settled: a duplicate to absorb.
             await self.broker.ack(lease)
             return

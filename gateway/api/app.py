@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -38,15 +38,20 @@ class ReplayRequest(BaseModel):
 
 
 def create_app(
-    settings: Settings, *, run_worker: bool = True, run_relay: bool | None = None
+    settings: Settings,
+    *,
+    run_worker: bool = True,
+    run_relay: bool | None = None,
+    on_loaded: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """``run_relay`` defaults to ``settings.relay_in_api`` (always on with ``run_worker``)."""
+    """``run_relay`` defaults to ``settings.relay_in_api`` (always on with ``run_worker``);
+    ``on_loaded`` goes to ``Runtime.start``."""
     relay = (run_worker or settings.relay_in_api) if run_relay is None else run_relay
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(
-            settings, run_worker=run_worker, run_relay=relay, serve_api=True
+            settings, run_worker=run_worker, run_relay=relay, serve_api=True, on_loaded=on_loaded
         )
         app.state.runtime = runtime
         loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from gateway.api.auth import runtime_of, sender_of
 from gateway.api.body import read_submission
 from gateway.api.problems import PROBLEM_JSON
 from gateway.errors import GatewayError
+from gateway.store.states import SubmissionStatus
 
 PATH = "/v1/submissions"
 
@@ -55,7 +56,9 @@ async def submit(request: Request) -> Response:
         raise
     ACCEPTED.inc()
     location = f"{PATH}/{accepted.id}"
-    payload = AcceptedBody(id=accepted.id, status="accepted", links=Links(self=location))
+    payload = AcceptedBody(
+        id=accepted.id, status=SubmissionStatus.ACCEPTED, links=Links(self=location)
+    )
     return JSONResponse(payload.model_dump(), status_code=202, headers={"Location": location})
 
 

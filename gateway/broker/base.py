@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.store.states import WorkState
+
 
 @dataclass(frozen=True)
 class WorkItem:
@@ -46,9 +48,9 @@ class Broker(Protocol):
       came on was lost) changes nothing: the item is, or will be, handed out again.
     """
 
-    work_state: str
-    """How the store writes work items in the accept transaction: ``ready`` when the store's
-    table is the queue itself (embedded), ``outbox`` when a relay publishes them."""
+    work_state: WorkState
+    """How the store writes work items in the accept transaction: ``READY`` when the store's
+    table is the queue itself (embedded), ``OUTBOX`` when a relay publishes them."""
 
     async def start(self) -> None: ...
 

@@ -15,22 +15,20 @@ from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, Connection, Executable, and_, delete, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
-from gateway.errors import Unavailable
-from gateway.store.store import UNAVAILABLE_ERRORS, database_for, read_connection
+from gateway.store.database import Database, unavailable_on_failure
+from gateway.store.states import WorkState
 from gateway.store.tables import work_items
 
 
 class EmbeddedQueue:
-    work_state = "ready"
+    work_state = WorkState.READY
 
-    def __init__(self, engine: AsyncEngine, lease_seconds: float = 300.0) -> None:
-        self.engine = engine
-        self.db = database_for(engine)
+    def __init__(self, db: Database, lease_seconds: float = 300.0) -> None:
+        """``db``: the store's SQLite database (the accept transaction is the enqueue)."""
+        self.db = db
         self.lease_seconds = lease_seconds
-        self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
@@ -40,11 +38,9 @@ class EmbeddedQueue:
         return None  # settlements are committed by the store's database (write_shared)
 
     async def ping(self) -> None:
-        try:
-            async with read_connection(self.engine) as conn:
-                await conn.execute(select(work_items.c.delivery_id).limit(1))
-        except UNAVAILABLE_ERRORS as exc:
-            raise Unavailable(f"queue unreachable: {type(exc).__name__}") from None
+        query = select(work_items.c.delivery_id).limit(1)
+        with unavailable_on_failure("queue"):
+            await self.db.read(lambda conn: conn.execute(query).all())
 
     def notify(self) -> None:
         self._wake.set()
@@ -58,7 +54,7 @@ class EmbeddedQueue:
                 {
                     "delivery_id": i.delivery_id,
                     "destination": i.destination,
-                    "state": "ready",
+                    "state": WorkState.READY,
                     "available_at": now,
                     "attempts": 0,
                 }
@@ -67,7 +63,7 @@ class EmbeddedQueue:
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[work_items.c.delivery_id],
-            set_={"state": "ready", "available_at": now, "lease_owner": None},
+            set_={"state": WorkState.READY, "available_at": now, "lease_owner": None},
         )
         await self.db.write(lambda conn: conn.execute(stmt))
         self.notify()
@@ -87,8 +83,8 @@ class EmbeddedQueue:
     async def _claim(self, max_items: int) -> list[Lease]:
         now = time.time()
         claimable = or_(
-            and_(work_items.c.state == "ready", work_items.c.available_at <= now),
-            and_(work_items.c.state == "leased", work_items.c.lease_until < now),
+            and_(work_items.c.state == WorkState.READY, work_items.c.available_at <= now),
+            and_(work_items.c.state == WorkState.LEASED, work_items.c.lease_until < now),
         )
         token = uuid.uuid4().hex
         ids = (
@@ -102,7 +98,7 @@ class EmbeddedQueue:
             update(work_items)
             .where(work_items.c.delivery_id.in_(ids), claimable)
             .values(
-                state="leased",
+                state=WorkState.LEASED,
                 lease_owner=token,
                 lease_until=now + self.lease_seconds,
                 attempts=work_items.c.attempts + 1,
@@ -138,7 +134,7 @@ class EmbeddedQueue:
             update(work_items)
             .where(self._owned(lease))
             .values(
-                state="ready",
+                state=WorkState.READY,
                 available_at=time.time() + delay,
                 lease_owner=None,
                 lease_until=None,
@@ -151,7 +147,7 @@ class EmbeddedQueue:
             update(work_items)
             .where(self._owned(lease))
             .values(
-                state="ready",
+                state=WorkState.READY,
                 available_at=time.time() + delay,
                 lease_owner=None,
                 lease_until=None,
@@ -163,11 +159,11 @@ class EmbeddedQueue:
         await self._settle(
             update(work_items)
             .where(self._owned(lease))
-            .values(state="dead", lease_owner=None, lease_until=None, reason=reason)
+            .values(state=WorkState.DEAD, lease_owner=None, lease_until=None, reason=reason)
         )
 
     async def dead_letters(self) -> list[DeadLetter]:
-        query = select(work_items).where(work_items.c.state == "dead")
+        query = select(work_items).where(work_items.c.state == WorkState.DEAD)
         rows = await self.db.read(
             lambda conn: conn.execute(query.order_by(work_items.c.available_at)).all()
         )
@@ -177,13 +173,13 @@ class EmbeddedQueue:
         ]
 
     async def replay(self, delivery_ids: Sequence[str] | None = None) -> list[str]:
-        cond = work_items.c.state == "dead"
+        cond = work_items.c.state == WorkState.DEAD
         if delivery_ids is not None:
             cond = and_(cond, work_items.c.delivery_id.in_(delivery_ids))
         stmt = (
             update(work_items)
             .where(cond)
-            .values(state="ready", available_at=time.time(), attempts=0, reason=None)
+            .values(state=WorkState.READY, available_at=time.time(), attempts=0, reason=None)
             .returning(work_items.c.delivery_id)
         )
         rows = await self.db.write(lambda conn: conn.execute(stmt).all())

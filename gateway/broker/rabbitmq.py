@@ -43,6 +43,7 @@ from pydantic import BaseModel
 
 from gateway.broker.base import DeadLetter, Lease, WorkItem
 from gateway.errors import Unavailable
+from gateway.store.states import WorkState
 
 log = logging.getLogger("xoev_gateway.rabbitmq")
 
@@ -58,7 +59,7 @@ class WorkMessage(BaseModel):
 
 
 class RabbitBroker:
-    work_state = "outbox"
+    work_state = WorkState.OUTBOX
 
     def __init__(
         self,
@@ -143,10 +144,11 @@ class RabbitBroker:
             await self._declare_destination(destination)
 
     async def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        watchdog, self._watchdog = self._watchdog, None  # a later start() starts a new one
+        if watchdog is not None:
+            watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+                await watchdog
         # Closing the consuming channel first hands every unacked and prefetched message
         # back to the broker: graceful shutdown releases what it did not finish.
         await self._close_consumers()
@@ -307,11 +309,6 @@ class RabbitBroker:
             if channel is not None and not channel.is_closed:
                 with contextlib.suppress(*SETTLE_ERRORS):
                     await channel.close()
-
-    async def release_unacked(self) -> None:
-        """Close the consuming channel: the server requeues every unacked message, exactly
-        what happens when a worker dies. Consuming resumes on a new channel."""
-        await self._close_consumers()
 
     async def receive(self, max_items: int, wait: float) -> list[Lease]:
         try:

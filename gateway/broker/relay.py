@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection, delete, select
 
 from gateway.broker.base import Broker, WorkItem
 from gateway.errors import GatewayError
-from gateway.store.store import unavailable_on_failure
+from gateway.store.database import Database, unavailable_on_failure
+from gateway.store.states import WorkState
 from gateway.store.tables import work_items
 
 log = logging.getLogger("xoev_gateway.relay")
@@ -29,13 +29,13 @@ log = logging.getLogger("xoev_gateway.relay")
 class OutboxRelay:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         broker: Broker,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
         linger_seconds: float = 0.02,
     ) -> None:
-        self.engine = engine
+        self.db = db
         self.broker = broker
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -75,25 +75,31 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch of outbox rows; return how many were moved."""
         with unavailable_on_failure("store"):
-            async with self.engine.begin() as conn:
-                rows = (
-                    await conn.execute(
-                        select(work_items.c.delivery_id, work_items.c.destination)
-                        .where(work_items.c.state == "outbox")
-                        .order_by(work_items.c.available_at)
-                        .limit(self.batch_size)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
-                if not rows:
-                    return 0
-                # Raises Unavailable unless every item is confirmed: the transaction rolls
-                # back and the rows stay in the outbox.
-                await self.broker.publish([WorkItem(r.delivery_id, r.destination) for r in rows])
-                await conn.execute(
-                    delete(work_items).where(
-                        work_items.c.delivery_id.in_([r.delivery_id for r in rows]),
-                        work_items.c.state == "outbox",
-                    )
-                )
+            rows = await self.db.write_awaiting(self._lock_batch, self._publish, self._delete)
         return len(rows)
+
+    def _lock_batch(self, conn: Connection) -> list[WorkItem]:
+        rows = conn.execute(
+            select(work_items.c.delivery_id, work_items.c.destination)
+            .where(work_items.c.state == WorkState.OUTBOX)
+            .order_by(work_items.c.available_at)
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        return [WorkItem(r.delivery_id, r.destination) for r in rows]
+
+    async def _publish(self, items: list[WorkItem]) -> None:
+        # Raises Unavailable unless every item is confirmed: the transaction rolls back
+        # and the rows stay in the outbox.
+        if items:
+            await self.broker.publish(items)
+
+    @staticmethod
+    def _delete(conn: Connection, items: list[WorkItem]) -> None:
+        if items:
+            conn.execute(
+                delete(work_items).where(
+                    work_items.c.delivery_id.in_([i.delivery_id for i in items]),
+                    work_items.c.state == WorkState.OUTBOX,
+                )
+            )

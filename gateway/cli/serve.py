@@ -12,6 +12,7 @@ import uvicorn
 
 from gateway.cli._common import ConfigDir, fail, run_async, settings_for
 from gateway.errors import GatewayError
+from gateway.process import freeze_startup_heap
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -68,7 +69,7 @@ def _run_server(
     settings.port = port or settings.port
     try:
         uvicorn.run(
-            create_app(settings, run_worker=run_worker),
+            create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
             host=settings.host,
             port=settings.port,
             **UVICORN_OPTIONS,
@@ -82,7 +83,10 @@ def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool,
 
     async def main() -> None:
         runtime = await Runtime.start(
-            settings_for(config), run_worker=run_worker, run_relay=run_relay
+            settings_for(config),
+            run_worker=run_worker,
+            run_relay=run_relay,
+            on_loaded=freeze_startup_heap,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.store.states import DeliveryState, SubmissionStatus
+
 
 @dataclass(frozen=True)
 class AttachmentRecord:
@@ -47,7 +49,7 @@ class DeliveryView:
     id: str
     destination: str
     adapter: str
-    state: str
+    state: DeliveryState
     attempts: int
     receipt_reference: str | None
     receipt_message: str | None
@@ -79,15 +81,17 @@ class SubmissionView:
     attachments: list[AttachmentRecord]
 
     @property
-    def status(self) -> str:
+    def status(self) -> SubmissionStatus:
         states = {d.state for d in self.deliveries}
-        if states == {"delivered"}:
-            return "delivered"
-        if "dead" in states:
-            return "dead" if states == {"dead"} else "partially-dead"
-        if "delivered" in states:
-            return "partially-delivered"
-        return "accepted"
+        if states == {DeliveryState.DELIVERED}:
+            return SubmissionStatus.DELIVERED
+        if DeliveryState.DEAD in states:
+            if states == {DeliveryState.DEAD}:
+                return SubmissionStatus.DEAD
+            return SubmissionStatus.PARTIALLY_DEAD
+        if DeliveryState.DELIVERED in states:
+            return SubmissionStatus.PARTIALLY_DELIVERED
+        return SubmissionStatus.ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class DeliveryJob:
     delivery_id: str
     submission_id: str
     destination: str
-    state: str
+    state: DeliveryState
     message_uuid: str
     message_type: str
     municipality: str

@@ -10,26 +10,17 @@ serves many submissions, and each caller still returns only after the commit.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
-import queue
-import threading
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import DuplicateConflict, NotFound, Unavailable
-from gateway.store import migrate
+from gateway.store.database import UNAVAILABLE_ERRORS, Database, unavailable_on_failure
 from gateway.store.group_commit import GroupCommit
 from gateway.store.records import (
     AttachmentRecord,
@@ -39,223 +30,10 @@ from gateway.store.records import (
     NewSubmission,
     SubmissionView,
 )
+from gateway.store.states import DeliveryState, WorkState
 from gateway.store.tables import attachments, deliveries, events, submissions, work_items
 
-
-def _sqlite_events(engine: Engine, synchronous: str, busy_seconds: float) -> None:
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        # pysqlite's own transaction handling is off; we BEGIN IMMEDIATE ourselves so
-        # that writers queue on the lock (busy_timeout) instead of failing to upgrade.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous}")
-        cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        # Readers take no lock in WAL mode: a deferred BEGIN never waits for writers.
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-
-def make_engine(
-    url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_seconds: float = 30.0
-) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        # Reads: one aiosqlite thread per connection, enough that concurrent deliveries
-        # and accepts do not queue for a connection (reads never wait for the write lock).
-        engine = create_async_engine(
-            url, connect_args={"timeout": sqlite_busy_seconds}, pool_size=20, max_overflow=20
-        )
-        _sqlite_events(engine.sync_engine, sqlite_synchronous, sqlite_busy_seconds)
-        # The hot paths: synchronous connections in a few threads (see ``Database``).
-        sync_engine = create_engine(
-            engine.url.set(drivername="sqlite"),
-            connect_args={"timeout": sqlite_busy_seconds, "check_same_thread": False},
-            pool_size=1 + Database.READERS,
-            max_overflow=0,
-        )
-        _sqlite_events(sync_engine, sqlite_synchronous, sqlite_busy_seconds)
-        _databases[engine.sync_engine] = Database(engine, sync_engine)
-        return engine
-    # PostgreSQL (asyncpg): pre-ping replaces connections that died with a server restart;
-    # short connect/pool timeouts make an outage a quick 503 instead of a hanging request.
-    return create_async_engine(
-        url,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,
-        pool_timeout=10,
-        connect_args={"timeout": 5, "command_timeout": 60},
-    )
-
-
 T = TypeVar("T")
-
-
-class _WriterThread:
-    """SQLite's one writer: runs functions one at a time, urgent ones first.
-
-    Accepts are urgent: a client waits for each. Delivery outcomes, settlements and claims
-    can wait one transaction longer. There is at most one accept batch queued at a time
-    (the group commit starts the next when the last has committed), so the rest never
-    starves.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.PriorityQueue[tuple[int, int, Callable[[], Any] | None, Future[Any]]]
-        self._queue = queue.PriorityQueue()
-        self._order = itertools.count()
-        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, function: Callable[[], T], *, urgent: bool) -> Future[T]:
-        future: Future[T] = Future()
-        self._queue.put((0 if urgent else 1, next(self._order), function, future))
-        return future
-
-    def shutdown(self) -> None:
-        """Runs what is queued, then stops."""
-        self._queue.put((2, next(self._order), None, Future()))
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            _, _, function, future = self._queue.get()
-            if function is None:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(function())
-            except BaseException as exc:  # handed to the awaiting caller
-                future.set_exception(exc)
-
-
-class Database:
-    """Runs store operations, each given as one synchronous function of a connection.
-
-    SQLite: writes in one dedicated thread, reads in a few others, all on synchronous
-    connections, so that a whole operation is a single hand-off between threads. With
-    aiosqlite every statement was ~4 hand-offs through its thread and the event loop:
-    a delivery's job read took 12 of them (2.5 ms serial, 30 ms under load), and while
-    the loop was busy with requests the write lock stayed held between statements,
-    ~100 % of the time under load, 23 ms per group commit (docs/performance.md). The one writer
-    thread also is SQLite's one writer: this process's writes queue in its executor.
-
-    PostgreSQL: the same functions through ``run_sync`` on the async engine (greenlets),
-    a pooled connection per operation; no single writer there.
-    """
-
-    READERS = 4
-
-    def __init__(self, engine: AsyncEngine, sync_engine: Engine | None = None) -> None:
-        self.engine = engine
-        self.sync_engine = sync_engine
-        self._writer: _WriterThread | None = None
-        self._readers: ThreadPoolExecutor | None = None
-        if sync_engine is not None:
-            self._writer = _WriterThread()
-            self._readers = ThreadPoolExecutor(self.READERS, thread_name_prefix="sqlite-reader")
-        self._shared: GroupCommit[Callable[[Connection], None], None] = GroupCommit(
-            self._commit_shared
-        )
-
-    async def write_shared(self, fragment: Callable[[Connection], None]) -> None:
-        """``fragment`` in the next shared write transaction (group commit): the outcome
-        records and queue settlements of concurrent deliveries share one commit, so a
-        delivery's two writes do not cost two transactions of their own."""
-        await self._shared.submit(fragment)
-
-    async def _commit_shared(self, fragments: Sequence[Callable[[Connection], None]]) -> list[None]:
-        def body(conn: Connection) -> None:
-            for fragment in fragments:
-                fragment(conn)
-
-        await self.write(body)
-        return [None] * len(fragments)
-
-    async def write(self, body: Callable[[Connection], T], *, urgent: bool = False) -> T:
-        """``body`` in a write transaction (SQLite: BEGIN IMMEDIATE); ``urgent``: ahead of
-        the queued non-urgent writes of this process (a client is waiting)."""
-        if self.sync_engine is None:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(body)
-        if self._writer is None:
-            raise Unavailable("store closed")
-        future = self._writer.submit(partial(self._transaction, body, False), urgent=urgent)
-        return await asyncio.wrap_future(future)
-
-    async def read(self, body: Callable[[Connection], T]) -> T:
-        """``body`` in a read transaction (SQLite: deferred, never waits for writers)."""
-        if self.sync_engine is None:
-            async with self.engine.connect() as conn:
-                return await conn.run_sync(body)
-        if self._readers is None:
-            raise Unavailable("store closed")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._readers, self._transaction, body, True
-        )
-
-    def _transaction(self, body: Callable[[Connection], T], read_only: bool) -> T:
-        assert self.sync_engine is not None
-        with self.sync_engine.connect() as conn:
-            if read_only:
-                conn.execution_options(**{READ_ONLY: True})
-            with conn.begin():
-                return body(conn)
-
-    async def close(self) -> None:
-        """Commits what is queued, then stops the threads; a second call does nothing."""
-        await self._shared.aclose()
-        writer, readers, self._writer, self._readers = self._writer, self._readers, None, None
-        if writer is None or readers is None or self.sync_engine is None:
-            return
-        await asyncio.to_thread(readers.shutdown)
-        await asyncio.wrap_future(writer.submit(self.sync_engine.dispose, urgent=False))
-        await asyncio.to_thread(writer.shutdown)
-
-
-_databases: weakref.WeakKeyDictionary[Engine, Database] = weakref.WeakKeyDictionary()
-
-
-def database_for(engine: AsyncEngine) -> Database:
-    """The engine's ``Database`` (SQLite: its threads, made together with the engine)."""
-    database = _databases.get(engine.sync_engine)
-    if database is None:
-        database = _databases.setdefault(engine.sync_engine, Database(engine))
-    return database
-
-
-READ_ONLY = "xoev_read_only"
-
-
-@asynccontextmanager
-async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads only: on SQLite it never queues behind the write lock."""
-    async with engine.connect() as conn:
-        yield await conn.execution_options(**{READ_ONLY: True})
-
-
-UNAVAILABLE_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
-
-# Any 64-bit number; serialises concurrent migrations of several processes on PostgreSQL.
-MIGRATION_LOCK = 0x786F65762D6777
-
-
-@contextmanager
-def unavailable_on_failure(what: str) -> Iterator[None]:
-    """Map a lost or refused database connection to ``Unavailable`` (HTTP 503)."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except UNAVAILABLE_ERRORS as exc:
-        raise Unavailable(f"{what} unavailable: {type(exc).__name__}") from None
 
 
 def _now() -> float:
@@ -307,21 +85,16 @@ def _event_row(job: DeliveryJob, at: float, kind: str, detail: dict[str, Any]) -
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.db = database_for(engine)
-        self._accepts: GroupCommit[tuple[NewSubmission, str], tuple[str, bool]] = GroupCommit(
-            self._accept_batch
-        )
+    """Submissions, their deliveries and the event log, on the process's ``Database``.
 
-    @classmethod
-    def from_url(
-        cls, url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_seconds: float = 30.0
-    ) -> Store:
-        return cls(
-            make_engine(
-                url, sqlite_synchronous=sqlite_synchronous, sqlite_busy_seconds=sqlite_busy_seconds
-            )
+    ``close`` settles the accepts in flight; the database itself belongs to whoever
+    opened it (the runtime) and is closed after the store.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._accepts: GroupCommit[tuple[NewSubmission, WorkState], tuple[str, bool]] = GroupCommit(
+            self._accept_batch
         )
 
     async def _write(self, body: Callable[[Connection], T]) -> T:
@@ -332,26 +105,13 @@ class Store:
         with unavailable_on_failure("store"):
             return await self.db.read(body)
 
-    async def migrate(self) -> None:
-        with unavailable_on_failure("store"):
-            async with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    # Several api/worker processes start at once; DDL is transactional here,
-                    # so whoever waits on the lock then finds the schema at head.
-                    await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-                await conn.run_sync(migrate.upgrade)
-
     async def close(self) -> None:
         await self._accepts.aclose()
-        await self.db.close()
-        await self.engine.dispose()
 
     async def ping(self) -> None:
-        with unavailable_on_failure("store"):
-            async with read_connection(self.engine) as conn:
-                await conn.execute(text("SELECT 1"))
+        await self._read(lambda conn: conn.execute(text("SELECT 1")).all())
 
-    async def accept(self, new: NewSubmission, work_state: str) -> tuple[str, bool]:
+    async def accept(self, new: NewSubmission, work_state: WorkState) -> tuple[str, bool]:
         """Store a submission durably; return ``(id, created)``.
 
         Idempotent by ``message_uuid``: the same content again returns the first id with
@@ -360,7 +120,7 @@ class Store:
         return await self._accepts.submit((new, work_state))
 
     async def _accept_batch(
-        self, batch: Sequence[tuple[NewSubmission, str]]
+        self, batch: Sequence[tuple[NewSubmission, WorkState]]
     ) -> list[tuple[str, bool] | Exception]:
         now = _now()
         try:
@@ -373,7 +133,7 @@ class Store:
             return [Unavailable(f"store unavailable: {type(exc).__name__}")] * len(batch)
 
     def _insert_new(
-        self, conn: Connection, batch: Sequence[tuple[NewSubmission, str]], now: float
+        self, conn: Connection, batch: Sequence[tuple[NewSubmission, WorkState]], now: float
     ) -> list[tuple[str, bool] | Exception]:
         """Insert the batch's new UUIDs; settle the others against what is stored first."""
         rows = conn.execute(
@@ -388,7 +148,7 @@ class Store:
             r.message_uuid: (r.id, r.content_sha256, r.sender) for r in rows
         }
         outcomes: list[tuple[str, bool] | Exception] = []
-        fresh: list[tuple[NewSubmission, str]] = []
+        fresh: list[tuple[NewSubmission, WorkState]] = []
         for new, work_state in batch:
             known = first.get(new.message_uuid)
             if known is None:
@@ -402,7 +162,7 @@ class Store:
         return outcomes
 
     async def _accept_one(
-        self, new: NewSubmission, work_state: str
+        self, new: NewSubmission, work_state: WorkState
     ) -> tuple[str, bool] | Exception:
         now = _now()
         try:
@@ -426,7 +186,7 @@ class Store:
         return _settle_duplicate(new, str(row.id), row.content_sha256, row.sender)
 
     def _insert(
-        self, conn: Connection, batch: Sequence[tuple[NewSubmission, str]], now: float
+        self, conn: Connection, batch: Sequence[tuple[NewSubmission, WorkState]], now: float
     ) -> None:
         """One executemany per table for the whole batch."""
         conn.execute(
@@ -471,7 +231,7 @@ class Store:
                     "submission_id": new.id,
                     "destination": d.destination,
                     "adapter": d.adapter,
-                    "state": "pending",
+                    "state": DeliveryState.PENDING,
                     "attempts": 0,
                     "updated_at": now,
                 }
@@ -551,7 +311,7 @@ class Store:
                     id=d.id,
                     destination=d.destination,
                     adapter=d.adapter,
-                    state=d.state,
+                    state=DeliveryState(d.state),
                     attempts=d.attempts,
                     receipt_reference=d.receipt_reference,
                     receipt_message=d.receipt_message,
@@ -617,7 +377,7 @@ class Store:
             delivery_id=row.id,
             submission_id=row.submission_id,
             destination=row.destination,
-            state=row.state,
+            state=DeliveryState(row.state),
             message_uuid=row.message_uuid,
             message_type=row.message_type,
             municipality=row.municipality,
@@ -625,22 +385,6 @@ class Store:
             xml=row.xml,
             attachments=atts,
         )
-
-    async def record_attempt(
-        self, job: DeliveryJob, attempt: int, config_version: str | None = None
-    ) -> None:
-        """``config_version``: the configuration (route and mapping) this attempt uses."""
-        detail = Attempt(attempt, config_version).detail()
-
-        def body(conn: Connection) -> None:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == job.delivery_id)
-                .values(attempts=attempt, updated_at=_now(), config_version=config_version)
-            )
-            conn.execute(insert(events), [_event_row(job, _now(), "delivery.attempt", detail)])
-
-        await self._write(body)
 
     async def record_delivered(
         self,
@@ -650,7 +394,7 @@ class Store:
         attempt: Attempt | None = None,
     ) -> None:
         values = {
-            "state": "delivered",
+            "state": DeliveryState.DELIVERED,
             "receipt_reference": reference,
             "receipt_message": message,
             "problem": None,
@@ -667,7 +411,7 @@ class Store:
     async def record_dead(
         self, job: DeliveryJob, problem: str, attempt: Attempt | None = None
     ) -> None:
-        values = {"state": "dead", "problem": problem}
+        values = {"state": DeliveryState.DEAD, "problem": problem}
         await self._record(_Outcome(job, values, "delivery.dead", {"problem": problem}, attempt))
 
     async def _record(self, outcome: _Outcome) -> None:
@@ -708,7 +452,7 @@ class Store:
             conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(delivery_ids))
-                .values(state="pending", updated_at=_now())
+                .values(state=DeliveryState.PENDING, updated_at=_now())
             )
             now = _now()
             if rows:

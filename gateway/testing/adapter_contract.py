@@ -44,7 +44,10 @@ from gateway.broker.embedded import EmbeddedQueue
 from gateway.routing.config import Destination, GatewayConfig
 from gateway.sdk import Adapter, AdapterSettings, Delivery, Receipt, TransientDeliveryError
 from gateway.store.blobs import BlobStore
+from gateway.store.database import Database
+from gateway.store.migrate import migrate
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
+from gateway.store.states import DeliveryState
 from gateway.store.store import Store
 from gateway.worker import Worker
 
@@ -96,7 +99,7 @@ class Outcome:
     """How one delivery ended, as the store recorded it."""
 
     delivery_id: str
-    state: str
+    state: DeliveryState
     attempts: int
     receipt: Receipt | None
     problem: str | None
@@ -137,9 +140,10 @@ class WorkerHarness:
 
     async def __aenter__(self) -> WorkerHarness:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.store = Store.from_url(f"sqlite+aiosqlite:///{self.directory / 'gateway.db'}")
-        await self.store.migrate()
-        self.broker = EmbeddedQueue(self.store.engine, lease_seconds=60)
+        self.db = Database.open(f"sqlite:///{self.directory / 'gateway.db'}")
+        await migrate(self.db)
+        self.store = Store(self.db)
+        self.broker = EmbeddedQueue(self.db, lease_seconds=60)
         await self.broker.start()
         self.blobs = BlobStore(self.directory / "blobs")
         self.worker = Worker(
@@ -158,6 +162,7 @@ class WorkerHarness:
         await self._task
         await self.broker.close()
         await self.store.close()
+        await self.db.close()
 
     async def submit(
         self, xml: bytes | None = None, attachments: Sequence[tuple[str, str, bytes]] = ()
@@ -201,20 +206,21 @@ class WorkerHarness:
         while True:
             view = await self.store.submission(submission_id)
             (d,) = [d for d in view.deliveries if d.id == delivery_id]
-            if (d.state != "pending" and await self._item_settled(delivery_id, d.state)) or (
-                time.monotonic() > deadline
-            ):
+            settled = d.state != DeliveryState.PENDING and await self._item_settled(
+                delivery_id, d.state
+            )
+            if settled or time.monotonic() > deadline:
                 receipt = (
                     Receipt(reference=d.receipt_reference, message=d.receipt_message)
-                    if d.state == "delivered"
+                    if d.state == DeliveryState.DELIVERED
                     else None
                 )
                 kinds = [e.kind for e in view.events if e.delivery_id in (None, delivery_id)]
                 return Outcome(d.id, d.state, d.attempts, receipt, d.problem, kinds)
             await asyncio.sleep(0.05)
 
-    async def _item_settled(self, delivery_id: str, state: str) -> bool:
-        if state != "dead":
+    async def _item_settled(self, delivery_id: str, state: DeliveryState) -> bool:
+        if state != DeliveryState.DEAD:
             return True
         return any(d.item.delivery_id == delivery_id for d in await self.broker.dead_letters())
 
@@ -275,7 +281,7 @@ class AdapterContract:
             first = await h.settled(await h.submit(attachments=self.attachments))
             second = await h.settled(await h.submit())
         for outcome in (first, second):
-            assert outcome.state == "delivered", outcome.problem
+            assert outcome.state == DeliveryState.DELIVERED, outcome.problem
             assert outcome.attempts == 1
             assert outcome.receipt is not None
             self.check_receipt(outcome.receipt)
@@ -292,7 +298,7 @@ class AdapterContract:
         h.config = GatewayConfig({}, {}, {DESTINATION: h.destination}, {}, "contract")
         async with h:
             outcome = await h.settled(await h.submit(attachments=self.attachments))
-        assert outcome.state == "delivered", outcome.problem
+        assert outcome.state == DeliveryState.DELIVERED, outcome.problem
         assert outcome.attempts == 2, "the delivery was not attempted again"
         assert await target.count_cases() == 1, "a redelivery opened a second case"
 
@@ -302,7 +308,7 @@ class AdapterContract:
         await target.fail(mode, 1)
         async with self.harness(tmp_path, target) as h:
             outcome = await h.settled(await h.submit())
-        assert outcome.state == "delivered", outcome.problem
+        assert outcome.state == DeliveryState.DELIVERED, outcome.problem
         assert outcome.attempts == 2
         assert "delivery.retry" in outcome.events
         # A hung call may still have reached the target: idempotency keeps it one case.
@@ -323,7 +329,7 @@ class AdapterContract:
             delivery_id = await h.submit()
             outcome = await h.settled(delivery_id)
             dead = await h.broker.dead_letters()
-        assert outcome.state == "dead"
+        assert outcome.state == DeliveryState.DEAD
         assert outcome.attempts == 1, "a permanent failure was retried"
         assert outcome.problem is not None and outcome.problem.startswith("permanent:")
         assert [d.item.delivery_id for d in dead] == [delivery_id]

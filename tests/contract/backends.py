@@ -7,7 +7,7 @@ RabbitMQ) get a unique database / topology per test and are marked ``services``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from typing import Any
 from gateway.broker.base import Broker
 from gateway.broker.embedded import EmbeddedQueue
 from gateway.broker.rabbitmq import RabbitBroker
+from gateway.store.database import Database
+from gateway.store.migrate import migrate
 from gateway.store.store import Store
 from tests.support.services import postgres_database, unique
 
@@ -23,24 +25,39 @@ TEST_TIERS = (0.3, 0.6, 1.0, 2.0, 4.0)
 
 
 @asynccontextmanager
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await store.migrate()
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database.open(f"sqlite:///{tmp_path / 'gateway.db'}")
     try:
-        yield store
+        await migrate(db)
+        yield db
     finally:
-        await store.close()
+        await db.close()
 
 
 @asynccontextmanager
-async def postgres_store(tmp_path: Path) -> AsyncIterator[Store]:
+async def postgres_database_migrated(tmp_path: Path) -> AsyncIterator[Database]:
     async with postgres_database() as url:
-        store = Store.from_url(url)
+        db = Database.open(url)
         try:
-            await store.migrate()
-            yield store
+            await migrate(db)
+            yield db
         finally:
-            await store.close()
+            await db.close()
+
+
+def store_on(
+    database: Callable[[Path], AbstractAsyncContextManager[Database]],
+) -> Callable[[Path], AbstractAsyncContextManager[Store]]:
+    @asynccontextmanager
+    async def store(tmp_path: Path) -> AsyncIterator[Store]:
+        async with database(tmp_path) as db:
+            s = Store(db)
+            try:
+                yield s
+            finally:
+                await s.close()
+
+    return store
 
 
 @dataclass(frozen=True)
@@ -51,8 +68,8 @@ class BrokerContext:
 
 
 @asynccontextmanager
-async def embedded_broker(store: Store, ctx: BrokerContext) -> AsyncIterator[Broker]:
-    broker = EmbeddedQueue(store.engine, lease_seconds=ctx.lease_seconds)
+async def embedded_broker(db: Database, ctx: BrokerContext) -> AsyncIterator[Broker]:
+    broker = EmbeddedQueue(db, lease_seconds=ctx.lease_seconds)
     await broker.start()
     try:
         yield broker
@@ -61,9 +78,9 @@ async def embedded_broker(store: Store, ctx: BrokerContext) -> AsyncIterator[Bro
 
 
 @asynccontextmanager
-async def rabbitmq_broker(store: Store, ctx: BrokerContext) -> AsyncIterator[Broker]:
-    """A topology of its own (unique prefix) in the run's vhost; the store is unused by the
-    broker itself but is PostgreSQL, as in the scaled mode."""
+async def rabbitmq_broker(db: Database, ctx: BrokerContext) -> AsyncIterator[Broker]:
+    """A topology of its own (unique prefix) in the run's vhost; the database is unused by
+    the broker itself but is PostgreSQL, as in the scaled mode."""
     broker = RabbitBroker(ctx.amqp_url(), prefix=unique("t"), prefetch=8, delay_tiers=TEST_TIERS)
     await broker.start()
     try:
@@ -76,28 +93,30 @@ async def lease_expires_by_time(broker: Any) -> None:
     """The embedded queue's leases expire by time: the tests' waits cover it."""
 
 
-async def consumer_channel_closes(broker: Any) -> None:
-    """RabbitMQ hands unacked messages out again once their consumer's channel is gone."""
+async def consumer_connection_closes(broker: Any) -> None:
+    """RabbitMQ hands unacked messages out again once their consumer's connection is gone,
+    as when a worker dies; the same broker object then goes on as the next worker."""
     assert isinstance(broker, RabbitBroker)
-    await broker.release_unacked()
+    await broker.close()
+    await broker.start()
 
 
 @dataclass(frozen=True)
 class BrokerBackend:
-    store: Callable[[Path], Any]
-    broker: Callable[[Store, BrokerContext], Any]
+    database: Callable[[Path], Any]
+    broker: Callable[[Database, BrokerContext], Any]
     crash_consumer: Callable[[Any], Awaitable[None]]
     """Make unsettled leases come back as if the consumer had died."""
     services: bool = False
 
 
 STORES: dict[str, tuple[Callable[[Path], Any], bool]] = {
-    "sqlite": (sqlite_store, False),
-    "postgresql": (postgres_store, True),
+    "sqlite": (store_on(sqlite_database), False),
+    "postgresql": (store_on(postgres_database_migrated), True),
 }
 BROKERS: dict[str, BrokerBackend] = {
-    "embedded": BrokerBackend(sqlite_store, embedded_broker, lease_expires_by_time),
+    "embedded": BrokerBackend(sqlite_database, embedded_broker, lease_expires_by_time),
     "rabbitmq": BrokerBackend(
-        postgres_store, rabbitmq_broker, consumer_channel_closes, services=True
+        postgres_database_migrated, rabbitmq_broker, consumer_connection_closes, services=True
     ),
 }

@@ -32,7 +32,7 @@ async def broker(
     backend: BrokerBackend, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Broker]:
     ctx = BrokerContext(LEASE, lambda: str(request.getfixturevalue("amqp_url")))
-    async with backend.store(tmp_path) as store, backend.broker(store, ctx) as b:
+    async with backend.database(tmp_path) as db, backend.broker(db, ctx) as b:
         yield b
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.errors import DuplicateConflict, NotFound
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
-from gateway.store.store import Store
+from gateway.store.store import Attempt, Store
 from tests.contract.backends import STORES
 
 
@@ -87,8 +87,7 @@ async def test_delivery_outcomes_are_recorded_as_events(store: Store) -> None:
     ok = await store.job(new.deliveries[0].id)
     bad = await store.job(new.deliveries[1].id)
     assert ok is not None and bad is not None and ok.xml == b"<a/>"
-    await store.record_attempt(ok, 1)
-    await store.record_delivered(ok, "AZ-1", "fine")
+    await store.record_delivered(ok, "AZ-1", "fine", Attempt(1, None))
     await store.record_retry(bad, "down", 2.0)
     await store.record_dead(bad, "gave up")
     view = await store.submission(new.id)

@@ -1,4 +1,5 @@
-"""The start-up heap is kept out of the cyclic GC's full scans while the runtime runs."""
+"""A server process keeps its start-up heap out of the cyclic GC's full scans; a runtime
+run by anyone else (a test, the contract kit) leaves the process's GC alone."""
 
 from __future__ import annotations
 
@@ -6,23 +7,40 @@ import gc
 import shutil
 from pathlib import Path
 
+from gateway.process import freeze_startup_heap
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from tests.support.gateway_process import REPO
 
 
-async def test_start_freezes_the_heap_and_stop_releases_it(tmp_path: Path) -> None:
+def _settings(tmp_path: Path) -> Settings:
     shutil.copytree(REPO / "deploy" / "config", tmp_path / "config")
-    settings = Settings(
-        data_dir=tmp_path / "data", config_dir=tmp_path / "config", intake_processes=0
-    )
+    return Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config", intake_processes=0)
+
+
+async def test_a_server_process_freezes_the_loaded_heap_and_again_after_a_reload(
+    tmp_path: Path,
+) -> None:
     gc.unfreeze()
-    runtime = await Runtime.start(settings, run_worker=True, serve_api=True)
+    runtime = await Runtime.start(
+        _settings(tmp_path), run_worker=True, serve_api=True, on_loaded=freeze_startup_heap
+    )
     try:
-        frozen = gc.get_freeze_count()
-        assert frozen > 10_000  # schemas, config, libraries
+        assert gc.get_freeze_count() > 10_000  # schemas, config, libraries
+        old_config = runtime.config
         runtime.reload_config()
+        assert runtime.config is not old_config
         assert gc.get_freeze_count() > 10_000
     finally:
         await runtime.stop()
-    assert gc.get_freeze_count() == 0
+        gc.unfreeze()
+
+
+async def test_a_runtime_alone_does_not_freeze_the_process(tmp_path: Path) -> None:
+    gc.unfreeze()
+    runtime = await Runtime.start(_settings(tmp_path), run_worker=True, serve_api=True)
+    try:
+        runtime.reload_config()
+        assert gc.get_freeze_count() == 0
+    finally:
+        await runtime.stop()
