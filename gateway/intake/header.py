@@ -246,10 +246,10 @@ class Header(NamedTuple):
         return str(uuid.uuid5(IDENTITY_NAMESPACE, f"{sender}\0{self.message_uuid}"))
 
 
-def _identity_key(parts: list[str]) -> str:
-    # One id of UUID size is kept as it is (lower case, as the store has always keyed
-    # nachrichtenUUIDs); anything else becomes a UUIDv5, which fits the same column.
-    if len(parts) == 1 and len(parts[0]) <= 64:
+def _identity_key(parts: list[str], own_id: bool) -> str:
+    # The message's own id of UUID size is kept as it is (lower case, as the store has
+    # always keyed nachrichtenUUIDs); anything else becomes a UUIDv5 (fits the same column).
+    if own_id and len(parts) == 1 and len(parts[0]) <= 64:
         return parts[0].lower()
     return str(uuid.uuid5(IDENTITY_NAMESPACE, "\0".join(parts)))
 
@@ -276,6 +276,7 @@ class HeaderReader:
         self._paths = paths
         self._type_at = self._identity_count + len(self._recipient) if spec.message_type else None
         self._per_sender = identity.scope == "sender"
+        self._own_id = identity.xpath is not None and not identity.message_type
         self._steps = [_local_steps(p) for p in paths]
         self._schema_set = schema_set
         namespaces = spec.namespaces or None
@@ -319,7 +320,7 @@ class HeaderReader:
         elif self.identity.message_type:
             parts.append(message_type)
         return Header(
-            _identity_key(parts),
+            _identity_key(parts, self._own_id),
             message_type,
             author,
             recipient,
