@@ -210,5 +210,9 @@ def test_operations_endpoints(gateway: GatewayProcess) -> None:
         assert spec["info"]["title"] == "xoev-gateway"
         # Served by a plain Starlette route, still documented by FastAPI's.
         submit = spec["paths"]["/v1/submissions"]["post"]
-        assert set(submit["requestBody"]["content"]) == {"application/xml", "multipart/form-data"}
+        assert set(submit["requestBody"]["content"]) == {
+            "application/xml",
+            "multipart/form-data",
+            "application/zip",
+        }
         assert "202" in submit["responses"]
