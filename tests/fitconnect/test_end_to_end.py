@@ -315,3 +315,17 @@ async def test_client_refetches_jwks_on_unknown_kid_and_caches_tokens(
     assert list(await client.service_keys(refresh=True)) == ["rotated-kid-0001"]
     tokens = [p for m, p in emulator_server.emulator.requests if p == "/token"]
     assert len(tokens) == 1
+
+
+async def test_deferred_submission_is_retried_by_id_even_when_no_longer_listed(
+    harness: Harness,
+) -> None:
+    harness.emulator.forward_on_download = True  # downloaded: off the pickup list
+    harness.sink.unavailable = True
+    sent = await harness.send()
+    assert await harness.worker.round() is False
+    assert harness.emulator.submissions[sent.submission_id].state == "forwarded"
+
+    harness.sink.unavailable = False
+    assert await harness.worker.round() is True
+    assert [a for a, _ in harness.answers(sent)] == ["accept-submission"]

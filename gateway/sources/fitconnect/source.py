@@ -71,6 +71,7 @@ class DestinationWorker:
         self.backoff = backoff
         self.on_result = on_result
         self._named: list[str] = []
+        self._deferred: set[str] = set()
         self._wake = asyncio.Event()
 
     def notify(self, submission_ids: Sequence[str]) -> None:
@@ -101,18 +102,34 @@ class DestinationWorker:
                 delay = self.backoff.next_delay()
 
     async def round(self) -> bool:
-        """Named submissions first, then the pickup list; False if anything was deferred."""
+        """Named and deferred submissions first, then the pickup list; False if anything was
+        deferred. Deferred ids are kept and retried by id, so that they are not lost even if
+        the delivery service stopped listing them (e.g. once downloaded, state ``forwarded``:
+        whether it does is unconfirmed)."""
         healthy = True
-        while self._named:
-            submission_id = self._named[0]
-            result = await self.subscriber.process(submission_id)
-            self._named.pop(0)
-            healthy &= await self._report(result)
+        done: set[str] = set()
+        named, self._named = self._named, []
+        try:
+            for submission_id in named:
+                healthy &= await self._one(submission_id)
+                done.add(submission_id)
+        finally:
+            self._named[:0] = [n for n in named if n not in done]  # unprocessed stay queued
         items = await self.subscriber.client.submissions_for_pickup(self.subscriber.destination_id)
-        for item in items:
-            result = await self.subscriber.process(item.submission_id)
-            healthy &= await self._report(result)
+        listed = [item.submission_id for item in items]
+        for submission_id in dict.fromkeys(listed + sorted(self._deferred)):
+            if submission_id not in done:
+                healthy &= await self._one(submission_id)
+                done.add(submission_id)
         return healthy
+
+    async def _one(self, submission_id: str) -> bool:
+        result = await self.subscriber.process(submission_id)
+        if result.outcome is Outcome.DEFERRED:
+            self._deferred.add(submission_id)
+        else:
+            self._deferred.discard(submission_id)
+        return await self._report(result)
 
     async def _report(self, result: Result) -> bool:
         if self.on_result is not None:

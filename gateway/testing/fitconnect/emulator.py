@@ -120,7 +120,7 @@ class StoredSubmission:
     attachments: dict[str, str] = field(default_factory=dict)
     encrypted_metadata: str | None = None
     encrypted_data: str | None = None
-    state: str = "created"  # created -> submitted -> accepted | rejected
+    state: str = "created"  # created -> submitted [-> forwarded] -> accepted | rejected
     tags: dict[str, Any] | None = None
 
     def reduced(self) -> dict[str, Any]:
@@ -157,6 +157,10 @@ class Emulator:
         self.cases: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str]] = []
         self._tampered: set[str] = set()
+        # The spec lists only ``submitted`` for pickup and allows downloads in ``submitted`` and
+        # ``forwarded``; whether a download moves a submission to ``forwarded`` (and so off
+        # the pickup list) is unconfirmed. True models that stricter behaviour.
+        self.forward_on_download = False
         self._lock = threading.Lock()
         self._callbacks: set[asyncio.Task[None]] = set()
         self.app = Starlette(routes=self._routes())
@@ -537,7 +541,7 @@ class Emulator:
             self._client(request)
             raise EmulatorError(404, "Not Found", "submission not found", "submission-not-found")
         self._subscriber(request, submission.destination_id)
-        if submission.state != "submitted":
+        if submission.state not in ("submitted", "forwarded"):
             raise EmulatorError(
                 404, "Not Found", f"submission is {submission.state}", "submission-not-found"
             )
@@ -545,6 +549,8 @@ class Emulator:
 
     async def _get_submission(self, request: Request) -> Response:
         submission = self._readable(request)
+        if self.forward_on_download:
+            submission.state = "forwarded"
         body = submission.reduced()
         body["encryptedMetadata"] = submission.encrypted_metadata
         if submission.encrypted_data is not None:
@@ -622,7 +628,7 @@ class Emulator:
             raise EmulatorError(422, "Unprocessable Entity", "; ".join(problems))
         assert submission is not None
         with self._lock:
-            if submission.state != "submitted":
+            if submission.state not in ("submitted", "forwarded"):
                 raise EmulatorError(
                     409, "Conflict", f"invalid state transition: submission is {submission.state}"
                 )
