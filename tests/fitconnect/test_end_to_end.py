@@ -187,10 +187,12 @@ async def test_a_409_for_our_own_earlier_answer_counts_as_done(harness: Harness)
     assert len(harness.answers(sent)) == 1
 
 
-async def test_emulator_503_backs_off_and_loses_nothing(harness: Harness) -> None:
+@pytest.mark.parametrize("status", [503, 429, 403])
+async def test_emulator_errors_back_off_and_lose_nothing(harness: Harness, status: int) -> None:
     sent = await harness.send()
-    harness.emulator.faults.fail("get-submissions-for-pickup", status=503, times=2)
+    harness.emulator.faults.fail("get-submissions-for-pickup", status=status, times=2)
     harness.emulator.faults.fail("get-submission", status=503, times=1)
+    harness.emulator.faults.fail("get-case-events", status=502, times=1)
     done = asyncio.Event()
     source = FitConnectSource(
         harness.source.settings,

@@ -106,3 +106,11 @@ def test_signing_key_must_be_a_private_ps512_key(tmp_path: Path, test_keys: KeyR
     )
     with pytest.raises(ConfigError):
         _settings(enc, wrong).keys()
+
+
+def test_production_needs_https_except_to_localhost(tmp_path: Path, test_keys: KeyRing) -> None:
+    enc, sig = test_keys.write(tmp_path)
+    with pytest.raises(ValidationError, match="https"):
+        _settings(enc, sig, api_base_url="http://fit-connect.example")
+    _settings(enc, sig, api_base_url="http://fit-connect.example", production=False)
+    _settings(enc, sig, api_base_url="http://127.0.0.1:8090")

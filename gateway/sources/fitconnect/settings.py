@@ -11,9 +11,10 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from joserfc.jwk import RSAKey
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.errors import ConfigError
 from gateway.sources.fitconnect import crypto
@@ -62,6 +63,16 @@ class DestinationSettings(BaseModel):
     @classmethod
     def _path(cls, value: object) -> object:
         return Path(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _https_in_production(self) -> DestinationSettings:
+        # Tokens and keys travel over these URLs; plain HTTP only to this machine (emulator).
+        if self.production:
+            for url in (self.token_url, self.api_base_url):
+                host = urlsplit(url).hostname or ""
+                if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+                    raise ValueError(f"{url}: production needs https:// (http only to localhost)")
+        return self
 
     def client_secret(self) -> str:
         return _env(self.client_secret_env, self.destination_id)

@@ -37,6 +37,7 @@ from gateway.sources.fitconnect.subscriber import Outcome, Result, Subscriber
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/fit-connect/callbacks/{destination_id}"
+MAX_CALLBACK_BYTES = 1024 * 1024
 NEW_SUBMISSIONS = "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-submissions"
 
 
@@ -94,6 +95,11 @@ class DestinationWorker:
                     self.subscriber.destination_id,
                     exc,
                 )
+                healthy = False
+            except Exception:
+                # A refusal by the API (401/403: credentials, scope) or a bug must not end
+                # the source: log it, back off, try again.
+                log.exception("destination %s: round failed", self.subscriber.destination_id)
                 healthy = False
             if healthy:
                 self.backoff.reset()
@@ -231,7 +237,13 @@ class FitConnectSource:
         """Starlette routes for the callback endpoint, for the lead to mount in the API app."""
 
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_CALLBACK_BYTES:
+                    return _problem(
+                        413, "Payload too large", "callback body too large", "about:blank"
+                    )
             try:
                 named = self.handle_callback(
                     request.path_params["destination_id"], request.headers, body

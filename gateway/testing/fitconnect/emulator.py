@@ -24,6 +24,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,7 +156,7 @@ class Emulator:
         self.destinations: dict[str, Destination] = {}
         self.submissions: dict[str, StoredSubmission] = {}
         self.cases: dict[str, list[str]] = {}
-        self.requests: list[tuple[str, str]] = []
+        self.requests: deque[tuple[str, str]] = deque(maxlen=100_000)
         self._tampered: set[str] = set()
         # The spec lists only ``submitted`` for pickup and allows downloads in ``submitted`` and
         # ``forwarded``; whether a download moves a submission to ``forwarded`` (and so off
@@ -296,7 +297,10 @@ class Emulator:
         ):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = secrets.token_urlsafe(32)
-        self.tokens[token] = (client, time.time() + TOKEN_LIFETIME)
+        now = time.time()
+        for stale in [t for t, (_, expires) in self.tokens.items() if expires < now]:
+            del self.tokens[stale]
+        self.tokens[token] = (client, now + TOKEN_LIFETIME)
         scope = (
             f"subscribe:destination:{client.destination_id}"
             if client.destination_id
