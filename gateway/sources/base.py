@@ -10,12 +10,11 @@ The sink's answer decides what the source tells its transport:
 - it returns an ``AcceptResult``: the submission is durably stored (or was already, then
   ``duplicate`` is true); the source now confirms to the transport (FIT-Connect:
   ``accept-submission``; XTA: close the message);
-- it raises a *rejection*: a ``GatewayError`` with a 4xx ``status`` (the ``IntakeError``
-  family, ``AuthError``/``Forbidden``); the source rejects definitely at the transport, with
-  the RFC 9457 problem from ``problem_of``;
-- it raises ``Unavailable`` (store or broker down), or anything else: our own trouble, never
-  the sender's. The source neither confirms nor rejects; the submission stays with the
-  transport and is fetched again later.
+- it raises a *rejection* (``is_rejection``: the ``IntakeError`` family, ``Forbidden``); the
+  source rejects definitely at the transport, with the RFC 9457 problem from ``problem_of``;
+- it raises ``Unavailable`` (store or broker down), or anything else (a configuration error,
+  a bug): our own trouble, never the sender's. The source neither confirms nor rejects;
+  the submission stays with the transport and is fetched again later.
 """
 
 from __future__ import annotations
@@ -25,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, Unavailable
+from gateway.errors import (
+    ErrorDetail,
+    Forbidden,
+    GatewayError,
+    IntakeError,
+    InvalidMessage,
+    Unavailable,
+)
 
 __all__ = [
     "AcceptResult",
@@ -121,12 +127,11 @@ class Problem:
 
 
 def is_rejection(error: BaseException) -> bool:
-    """A definite rejection by intake, as opposed to our own outage or a bug."""
-    return (
-        isinstance(error, GatewayError)
-        and not isinstance(error, Unavailable)
-        and 400 <= error.status < 500
-    )
+    """A definite rejection of the submission (``IntakeError``: invalid, unroutable, ...;
+    ``Forbidden``: the sender may not send this service or region), as opposed to our own
+    trouble: ``Unavailable``, a configuration error (``ConfigError``, an unknown sender
+    identity ``AuthError``), a bug. Those leave the submission with the transport."""
+    return isinstance(error, IntakeError | Forbidden)
 
 
 def problem_of(error: GatewayError) -> Problem:

@@ -17,6 +17,7 @@ from gateway.sources.fitconnect.settings import DestinationSettings, FitConnectS
 from gateway.sources.fitconnect.source import DestinationWorker, FitConnectSource
 from gateway.testing.fitconnect import (
     DestinationFiles,
+    Emulator,
     EmulatorServer,
     OutgoingAttachment,
     Sent,
@@ -142,7 +143,7 @@ class Harness:
     _source: FitConnectSource | None = None
 
     @property
-    def emulator(self):  # type: ignore[no-untyped-def]
+    def emulator(self) -> Emulator:
         return self.server.emulator
 
     @property

@@ -6,7 +6,7 @@ import json
 from importlib import resources
 
 import gateway.sources.base as base
-from gateway.errors import AuthError, InvalidMessage, NoRoute, Unavailable
+from gateway.errors import AuthError, ConfigError, Forbidden, InvalidMessage, NoRoute, Unavailable
 from gateway.sources.fitconnect.subscriber import metadata_validator
 from tests.fitconnect.conftest import SHARED_FIT, FakeSink
 
@@ -29,7 +29,9 @@ def test_public_surface_is_pinned() -> None:
 def test_rejection_versus_our_outage() -> None:
     assert base.is_rejection(NoRoute("x"))
     assert base.is_rejection(InvalidMessage("x", []))
-    assert base.is_rejection(AuthError("x"))
+    assert base.is_rejection(Forbidden("sender may not send this service"))
+    assert not base.is_rejection(AuthError("unknown sender identity"))  # our configuration
+    assert not base.is_rejection(ConfigError("x"))
     assert not base.is_rejection(Unavailable("store down"))
     assert not base.is_rejection(RuntimeError("bug"))
     problem = base.problem_of(NoRoute("no route for 09162000"))

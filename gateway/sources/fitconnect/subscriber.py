@@ -315,7 +315,8 @@ class Subscriber:
         try:
             accepted = await self.sink.accept(incoming)
         except Exception as exc:
-            if isinstance(exc, GatewayError) and is_rejection(exc):
+            if is_rejection(exc):
+                assert isinstance(exc, GatewayError)
                 return await self._reject(submission, from_intake(exc))
             log.warning(
                 "submission %s left with FIT-Connect for later: %s: %s",
