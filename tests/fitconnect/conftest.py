@@ -227,7 +227,7 @@ async def harness(
         signing_key_file=sig,
         callback_secret_env="FIT_CALLBACK_SECRET",
         poll_interval=3600.0,
-        recipient="09162000",
+        recipient="ags:09162000",
         production=True,
     )
     async with httpx.AsyncClient(timeout=30) as http:

@@ -32,7 +32,7 @@ async def test_valid_submission_is_stored_then_accepted_with_its_tags(harness: H
     [incoming] = harness.sink.stored.values()
     assert incoming.xml == XML
     assert incoming.source == "fit-connect"
-    assert incoming.recipient == "09162000"
+    assert incoming.recipient == "ags:09162000"
     assert incoming.sender == f"fit-connect:{sent.destination_id}"
     assert incoming.transport_refs["submission_id"] == sent.submission_id
     assert incoming.transport_refs["case_id"] == sent.case_id

@@ -54,7 +54,8 @@ def test_unknown_fields_and_secret_values_are_refused(tmp_path: Path, test_keys:
     with pytest.raises(ValidationError):
         _settings(enc, sig, destination_id="not-a-uuid")
     with pytest.raises(ValidationError):
-        _settings(enc, sig, recipient="123")
+        _settings(enc, sig, recipient="ags 0916")
+    assert _settings(enc, sig, recipient="ags:09162000").recipient == "ags:09162000"
     with pytest.raises(ValidationError, match="unique"):
         s = _settings(enc, sig)
         FitConnectSettings(destinations=(s, s))

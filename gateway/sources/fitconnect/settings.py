@@ -32,7 +32,9 @@ class DestinationSettings(BaseModel):
     signing_key_file: Path
     callback_secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     poll_interval: float = Field(default=30.0, gt=0)
-    recipient: str | None = Field(default=None, pattern=r"^[0-9]{8}([0-9]{4})?$")
+    # A kennung as the routing config knows it (``ags:09162000``, ``ars:…`` or an alias):
+    # the municipality this destination belongs to, when the transport addresses it.
+    recipient: str | None = Field(default=None, pattern=r"^\S+$")
     production: bool = True
 
     @field_validator("destination_id")
