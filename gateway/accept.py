@@ -48,11 +48,10 @@ class Incoming:
 
     ``sender`` is the already authenticated sender's name. ``recipient`` is a kennung
     (``ags:…``, ``ars:…`` or a configured alias) when the transport itself addresses the
-    submission (a FIT-Connect destination, an XTA mailbox); it then decides the
-    municipality instead of the message header's recipient. Without either, the sender's
-    ``default_recipient`` does. ``container`` names the container the attachments came
-    in (``zip``): they must then be exactly the files the message lists, where its
-    schema set's header says where it lists them.
+    submission (a FIT-Connect destination, an XTA mailbox); it is taken when the message
+    header names no recipient, and failing both the sender's ``default_recipient``.
+    ``container`` names the container the attachments came in (``zip``): they must then
+    be exactly the files the message lists, where its schema set's header says so.
     """
 
     xml: bytes
@@ -163,13 +162,13 @@ class Acceptor:
         )
 
     def _recipient(self, incoming: Incoming, examined: Examined) -> tuple[str, str]:
-        """The recipient kennung and where it came from: the transport's addressing, the
-        message header, or the sender's configured default."""
-        if incoming.recipient:
-            return incoming.recipient, RecipientSource.TRANSPORT
+        """The recipient kennung and where it came from: the message header, else the
+        transport's addressing, else the sender's configured default."""
         header = examined.header
         if header.recipient:
             return header.recipient, RecipientSource.MESSAGE
+        if incoming.recipient:
+            return incoming.recipient, RecipientSource.TRANSPORT
         default = self.config.default_recipients.get(incoming.sender)
         if default:
             return default, RecipientSource.SENDER

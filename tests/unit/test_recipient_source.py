@@ -21,7 +21,7 @@ from tests.support import header_messages as m
 from tests.support.gateway_process import REPO
 
 
-async def test_transport_then_message_then_sender_default(tmp_path: Path) -> None:
+async def test_message_then_transport_then_sender_default(tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
     shutil.copytree(REPO / "deploy" / "config", config_dir)
     (config_dir / "headers.yaml").write_text(m.config_yaml(tmp_path / "out"), encoding="utf-8")
@@ -42,11 +42,11 @@ async def test_transport_then_message_then_sender_default(tmp_path: Path) -> Non
             "08111000",
             RecipientSource.TRANSPORT,
         )
-        # The transport's addressing wins over the message's own recipient.
+        # The message's own recipient comes first, then the transport's, then the sender's.
         assert await prepared(m.g2g("ags:05315000"), "headers-default", "ags:08111000") == (
-            "ags:08111000",
-            "08111000",
-            RecipientSource.TRANSPORT,
+            "ags:05315000",
+            "05315000",
+            RecipientSource.MESSAGE,
         )
         assert await prepared(m.g2g("ags:08111000"), "headers-default") == (
             "ags:08111000",
