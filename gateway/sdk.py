@@ -101,11 +101,12 @@ def attachment_file_name(index: int, name: str) -> str:
     name unique within it (two parts called ``scan.pdf``, or ``dir1/scan.pdf`` and
     ``dir2/scan.pdf``, become ``1-scan.pdf`` and ``2-dir2_scan.pdf`` …) and keeps it
     stable for every redelivery. Made safe: NFC, separators and characters Windows
-    refuses replaced by ``_``, no trailing dots or spaces, at most
+    refuses replaced by ``_`` (``../../plan.pdf`` → ``plan.pdf``), no leading dots or
+    underscores, no trailing dots or spaces, at most
     :data:`FILE_NAME_BYTES` bytes (the stem is shortened, a short extension kept). The
     original name stays in ``Attachment.name``.
     """
-    cleaned = unicodedata.normalize("NFC", name).translate(_UNSAFE).strip().rstrip(". ")
+    cleaned = unicodedata.normalize("NFC", name).translate(_UNSAFE).strip("._ ").rstrip(". ")
     prefix = f"{index}-"
     budget = FILE_NAME_BYTES - len(prefix)
     if len(cleaned.encode()) > budget:
