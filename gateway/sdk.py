@@ -90,7 +90,8 @@ FILE_NAME_BYTES = 200
 adapters write to a temp name (``.<name>.tmp``) before renaming into place."""
 
 # Not portable in a file name: path separators, what Windows/SMB shares refuse, controls.
-_UNSAFE = str.maketrans({c: "_" for c in '/\\:*?"<>|' + "".join(map(chr, range(32))) + "\x7f"})
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0)]
+_UNSAFE = str.maketrans({c: "_" for c in '/\\:*?"<>|' + "".join(map(chr, _CONTROLS))})
 _EXTENSION = 16
 
 
