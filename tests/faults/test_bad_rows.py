@@ -140,6 +140,7 @@ async def test_bad_messages_among_honest_ones_fail_only_themselves(
             answers += await asyncio.gather(*(send(r, good) for r, good in requests))
 
         statuses = Counter((name, r.status_code) for name, _, r in answers)
+        print(f"\n{database_url.partition(':')[0]}: {sorted(statuses.items())}")  # the counts
         honest_answers = [r for _, good, r in answers if good]
         assert len(honest_answers) == ROUNDS * HONEST_PER_ROUND
         assert all(r.status_code == 202 for r in honest_answers), statuses
