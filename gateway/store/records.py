@@ -79,6 +79,8 @@ class SubmissionView:
     deliveries: list[DeliveryView]
     events: list[EventView]
     attachments: list[AttachmentRecord]
+    payload_erased_at: float | None = None
+    content_sha256: str | None = None
 
     @property
     def status(self) -> SubmissionStatus:
@@ -108,3 +110,25 @@ class DeliveryJob:
     sender: str
     xml: bytes | None
     attachments: list[AttachmentRecord]
+
+
+@dataclass(frozen=True)
+class RetentionCandidate:
+    """A submission whose deliveries all reached a final state, with those deliveries'
+    destinations, states and when they got there (retention decides from these)."""
+
+    id: str
+    message_type: str
+    leika: str | None
+    received_at: float
+    deliveries: list[tuple[str, DeliveryState, float]]
+
+
+@dataclass(frozen=True)
+class ErasedPayload:
+    submission_id: str
+    erased_at: float
+    attachment_sha256: list[str]
+    """The blobs the submission referenced: removed unless something else still needs them."""
+    already: bool = False
+    """Erased before (an erasure repeated is no error)."""

@@ -35,6 +35,9 @@ submissions = Table(
     Column("received_at", Float, nullable=False),
     # Raw XML; NULL once erased by retention (the event log stays).
     Column("xml", LargeBinary),
+    # When the payload (XML and attachment references) was erased; NULL while kept.
+    Column("payload_erased_at", Float),
+    Index("ix_submissions_retention", "payload_erased_at", "received_at"),
 )
 
 attachments = Table(
@@ -46,6 +49,8 @@ attachments = Table(
     Column("content_type", String(200), nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
+    # Blob clean-up asks "does anything still reference this content?"
+    Index("ix_attachments_sha256", "sha256"),
 )
 
 deliveries = Table(
