@@ -15,7 +15,7 @@ from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
 from gateway.municipality import MunicipalityDirectory
-from gateway.retention import Retention
+from gateway.retention import Audit, Retention, not_audited
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
@@ -84,6 +84,8 @@ class Runtime:
     worker: Worker | None = None
     relay: OutboxRelay | None = None
     on_loaded: Callable[[], None] | None = None
+    audit: Audit = not_audited
+    """Where administrative actions (erase) are recorded. AUDIT HOOK: the audit log."""
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _retention_task: asyncio.Task[None] | None = field(default=None, repr=False)

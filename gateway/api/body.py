@@ -43,8 +43,13 @@ async def read_xml_body(request: Request, limit: int) -> bytes:
 
 
 async def read_submission(
-    request: Request, blobs: BlobStore, xml_limit: int
+    request: Request,
+    blobs: BlobStore,
+    xml_limit: int,
+    written: list[AttachmentRecord] | None = None,
 ) -> tuple[bytes, list[AttachmentRecord]]:
+    """``written`` collects each attachment once its blob is in the store, also when a
+    later part fails: the caller removes them again if the submission is not accepted."""
     kind = media_type(request)
     if kind in XML_TYPES or kind.endswith("+xml"):
         return await read_xml_body(request, xml_limit), []
@@ -68,6 +73,8 @@ async def read_submission(
             if key == "message" or not isinstance(value, UploadFile):
                 continue
             records.append(await _store_attachment(value, blobs))
+            if written is not None:
+                written.append(records[-1])
     return xml, records
 
 

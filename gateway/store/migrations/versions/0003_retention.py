@@ -18,9 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("submissions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("payload_erased_at", sa.Float(), nullable=True))
-    op.create_index(
-        "ix_submissions_retention", "submissions", ["payload_erased_at", "received_at"]
-    )
+    op.create_index("ix_submissions_retention", "submissions", ["payload_erased_at", "received_at"])
     op.create_index("ix_attachments_sha256", "attachments", ["sha256"])
 
 
