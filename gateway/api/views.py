@@ -84,6 +84,7 @@ def submission_body(view: SubmissionView, *, full: bool) -> dict[str, Any]:
         "received_at": view.received_at,
         "config_version": view.config_version,
         "content_sha256": view.content_sha256,
+        "xml_sha256": view.xml_sha256,
         "payload": {
             "erased": view.payload_erased_at is not None,
             "erased_at": view.payload_erased_at,

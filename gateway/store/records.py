@@ -42,6 +42,8 @@ class NewSubmission:
     """Which inbound transport delivered it; with ``references`` (the transport's own ids)
     recorded in the first event."""
     references: dict[str, str] = field(default_factory=dict)
+    xml_sha256: str | None = None
+    """SHA-256 of the XML alone (``content_sha256`` covers the attachments too)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class SubmissionView:
     attachments: list[AttachmentRecord]
     payload_erased_at: float | None = None
     content_sha256: str | None = None
+    xml_sha256: str | None = None
 
     @property
     def status(self) -> SubmissionStatus:

@@ -208,6 +208,7 @@ class Store:
                     "config_version": new.config_version,
                     "received_at": now,
                     "xml": new.xml,
+                    "xml_sha256": new.xml_sha256,
                 }
                 for new, _ in batch
             ],
@@ -330,6 +331,7 @@ class Store:
             attachments=atts,
             payload_erased_at=sub.payload_erased_at,
             content_sha256=sub.content_sha256,
+            xml_sha256=sub.xml_sha256,
         )
 
     def _attachments(self, conn: Connection, submission_id: str) -> list[AttachmentRecord]:

@@ -25,6 +25,8 @@ submissions = Table(
     Column("message_uuid", String(64), nullable=False, unique=True),
     Column("sender", String(200), nullable=False),
     Column("content_sha256", String(64), nullable=False),
+    # The XML's own hash: evidence of what was received, kept after the payload is erased.
+    Column("xml_sha256", String(64)),
     Column("message_type", String(200), nullable=False),
     Column("schema_set", String(200), nullable=False),
     Column("municipality", String(8), nullable=False),
