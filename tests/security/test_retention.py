@@ -56,9 +56,7 @@ def submit(client: httpx.Client, xml: bytes, attachment: bytes | None = None) ->
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-async def deployment(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Deployment]:
+async def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Deployment]:
     config = write_config(tmp_path / "config", RETENTION)
     running: AbstractAsyncContextManager[Deployment]
     if request.param == "sqlite":
