@@ -4,6 +4,7 @@ running it as real processes: embedded (``serve`` on SQLite) or scaled (``api`` 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncio
 import httpx
 
 from tests.conftest import DEMO_ADMIN_TOKEN, DEMO_SENDER_TOKEN
