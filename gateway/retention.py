@@ -111,8 +111,10 @@ class Retention:
         config: Callable[[], GatewayConfig],
         *,
         blob_grace_seconds: float = 3600.0,
+        page_size: int = PAGE,
     ) -> None:
         self.store = store
+        self.page_size = page_size
         self.blobs = blobs
         self.config = config
         self.blob_grace_seconds = blob_grace_seconds
@@ -127,13 +129,13 @@ class Retention:
         found: list[Due] = []
         after: tuple[float, str] | None = None
         while True:
-            page = await self.store.retention_candidates(now - shortest, after, PAGE)
+            page = await self.store.retention_candidates(now - shortest, after, self.page_size)
             for candidate in page:
                 when = due_at(config, candidate)
                 if when is not None and when <= now:
                     dead = any(s == DeliveryState.DEAD for _, s, _ in candidate.deliveries)
                     found.append(Due(candidate.id, candidate.received_at, when, dead))
-            if len(page) < PAGE:
+            if len(page) < self.page_size:
                 return found
             after = (page[-1].received_at, page[-1].id)
 
@@ -141,8 +143,8 @@ class Retention:
         """Erase what is due and sweep orphan blobs; ``dry_run``: only report them."""
         report = RetentionReport(due=await self.due(now))
         if not dry_run:
-            for start in range(0, len(report.due), PAGE):
-                ids = [d.submission_id for d in report.due[start : start + PAGE]]
+            for start in range(0, len(report.due), self.page_size):
+                ids = [d.submission_id for d in report.due[start : start + self.page_size]]
                 erased = await self.store.erase_payloads(ids, "retention")
                 report.erased += [e.submission_id for e in erased if not e.already]
                 report.blobs_removed += await self.remove_unreferenced(
@@ -182,8 +184,8 @@ class Retention:
         stale = await asyncio.to_thread(lambda: list(self.blobs.stale(self.blob_grace_seconds)))
         orphans: list[tuple[str | None, Path, int]] = [s for s in stale if s[0] is None]
         blobs = [s for s in stale if s[0] is not None]
-        for start in range(0, len(blobs), PAGE):
-            chunk = blobs[start : start + PAGE]
+        for start in range(0, len(blobs), self.page_size):
+            chunk = blobs[start : start + self.page_size]
             referenced = await self.store.referenced_blobs([sha for sha, _, _ in chunk if sha])
             orphans += [s for s in chunk if s[0] not in referenced]
         if dry_run:

@@ -556,7 +556,6 @@ class Store:
             missing = [i for i in submission_ids if i not in known]
             if missing:
                 raise NotFound(f"no submission {missing[0]}")
-            fresh = [i for i, at in known.items() if at is None]
             shas: dict[str, list[str]] = {}
             for a in conn.execute(
                 select(attachments.c.submission_id, attachments.c.sha256).where(
@@ -564,12 +563,22 @@ class Store:
                 )
             ):
                 shas.setdefault(a.submission_id, []).append(a.sha256)
-            if fresh:
-                conn.execute(
+            # What this transaction erased (RETURNING): a concurrent erasure of the same
+            # submission (two workers' retention runs) waits for the row lock and then finds
+            # it erased, so the event is written once.
+            fresh = {
+                r.id
+                for r in conn.execute(
                     update(submissions)
-                    .where(submissions.c.id.in_(fresh), submissions.c.payload_erased_at.is_(None))
+                    .where(
+                        submissions.c.id.in_([i for i, at in known.items() if at is None]),
+                        submissions.c.payload_erased_at.is_(None),
+                    )
                     .values(xml=None, payload_erased_at=now)
+                    .returning(submissions.c.id)
                 )
+            }
+            if fresh:
                 detail = {"reason": reason, **({"by": actor} if actor else {})}
                 conn.execute(
                     insert(events),
@@ -583,15 +592,15 @@ class Store:
                                 {**detail, "attachments": len(shas.get(i, []))}, ensure_ascii=False
                             ),
                         }
-                        for i in fresh
+                        for i in sorted(fresh)
                     ],
                 )
             return [
                 ErasedPayload(
                     i,
-                    now if known[i] is None else float(known[i]),
+                    now if i in fresh or known[i] is None else float(known[i]),
                     sorted(set(shas.get(i, []))),
-                    already=known[i] is not None,
+                    already=i not in fresh,
                 )
                 for i in submission_ids
             ]
