@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     """How long a starting process retries PostgreSQL or RabbitMQ while down before it
     exits with the cause (0: fail at once)."""
 
+    sources: bool = True
+    """Run the inbound sources (FIT-Connect polling) in ``serve`` and ``api`` processes. Every
+    process polling is safe (answers are idempotent by submission id) but does the work N
+    times; with many ``api`` processes set it false in all but one or two."""
+
     worker_concurrency: int = Field(default=16, ge=1)
     lease_seconds: float = Field(default=300.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)

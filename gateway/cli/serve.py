@@ -30,6 +30,14 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 Host = Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")]
 Port = Annotated[int | None, typer.Option(help="Port (default 8080).")]
+Sources = Annotated[
+    bool | None,
+    typer.Option(
+        "--sources/--no-sources",
+        help="Poll the inbound sources (FIT-Connect) in this process "
+        "(default: XOEV_GATEWAY_SOURCES, true).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,14 +47,18 @@ def register(app: typer.Typer) -> None:
     app.command()(relay)
 
 
-def serve(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
-    """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, run_worker=True)
+def serve(
+    config: ConfigDir = None, host: Host = None, port: Port = None, sources: Sources = None
+) -> None:
+    """Run the API, the inbound sources and a worker in one process (the embedded default)."""
+    _run_server(config, host, port, sources, run_worker=True)
 
 
-def api(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
-    """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, run_worker=False)
+def api(
+    config: ConfigDir = None, host: Host = None, port: Port = None, sources: Sources = None
+) -> None:
+    """Run only the API and the inbound sources (scale it out; run workers separately)."""
+    _run_server(config, host, port, sources, run_worker=False)
 
 
 def worker(config: ConfigDir = None) -> None:
@@ -60,13 +72,19 @@ def relay(config: ConfigDir = None) -> None:
 
 
 def _run_server(
-    config: Path | None, host: str | None, port: int | None, *, run_worker: bool
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    sources: bool | None,
+    *,
+    run_worker: bool,
 ) -> None:
     from gateway.api.app import create_app
 
     settings = settings_for(config)
     settings.host = host or settings.host
     settings.port = port or settings.port
+    settings.sources = settings.sources if sources is None else sources
     try:
         uvicorn.run(
             create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
