@@ -80,4 +80,4 @@ def test_demo_accepts_rejects_and_delivers(tmp_path: Path) -> None:
     # the FIT-Connect path: submitted to the local Submission API, accepted, delivered
     assert "FIT-Connect" in result.stdout and "accept-submission" in result.stdout
     assert "events: accepted, fit-connect.accept-sent" in result.stdout
-    assert delivered.count("muenchen-kvr") == 4  # 3 samples over HTTP + 1 over FIT-Connect
+    assert delivered.count("muenchen-kvr") == 4  # with the one over FIT-Connect

@@ -166,7 +166,10 @@ def load(directory: Path) -> FitConnectSettings | None:
         settings = FitConnectSettings.model_validate(raw)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
+            if err["type"] == "too_short" and len(errors) > 1:
+                continue  # pydantic's echo of an invalid entry: "tuple of 0 items"
             loc = tuple(err["loc"])
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{_where(path, text, loc)}: {'.'.join(map(str, loc))}: {msg}")
