@@ -232,6 +232,8 @@ class Runtime:
             self._source_task.cancel()
             self._retired.append(self._source_task)
             self._source_task = None
+        elif self.fit_connect is not None:  # built, never run (sources=false): its client
+            self._retired.append(asyncio.create_task(self.fit_connect.close()))
         self.fit_connect = None
         self._fit_connect_print = None
 
