@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.accept import Accepted, Acceptor, Incoming
 from gateway.broker.base import Broker
@@ -25,6 +27,11 @@ from gateway.store.migrate import migrate
 from gateway.store.states import WorkState
 from gateway.store.store import Store
 from gateway.worker import Worker
+
+if TYPE_CHECKING:
+    from gateway.sources.fitconnect.settings import FitConnectSettings
+    from gateway.sources.fitconnect.source import FitConnectSource
+    from gateway.sources.fitconnect.subscriber import Result
 
 log = logging.getLogger("xoev_gateway")
 
@@ -86,9 +93,16 @@ class Runtime:
     on_loaded: Callable[[], None] | None = None
     audit: Audit = not_audited
     """Where administrative actions (erase) are recorded. AUDIT HOOK: the audit log."""
+    fit_connect: FitConnectSource | None = None
+    """The FIT-Connect source when ``fit-connect.yaml`` configures one (API processes only);
+    it polls only where ``settings.sources`` is true, but checks callbacks everywhere."""
+    _hosts_sources: bool = False
+    _fit_connect_print: str | None = field(default=None, repr=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _retention_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _source_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _retired: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @property
     def config(self) -> GatewayConfig:
@@ -105,7 +119,8 @@ class Runtime:
         on_loaded: Callable[[], None] | None = None,
     ) -> Runtime:
         """``run_relay``: publish the store's outbox (only brokers that use one);
-        ``serve_api``: submissions arrive, so start the intake processes (if configured);
+        ``serve_api``: submissions arrive, so start the intake processes (if configured)
+        and the inbound sources (``fit-connect.yaml``; polling only if ``settings.sources``);
         ``on_loaded``: called once everything is loaded and after each config reload (a
         server process freezes its start-up heap there, see ``gateway.process``)."""
         # Database, blobs and spooled state hold citizens' data: private to our user.
@@ -122,6 +137,7 @@ class Runtime:
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
         config = load_config(settings.config_source)
+        fit_connect = _load_fit_connect(settings) if serve_api else None
         db = Database.open(
             settings.store_url,
             sqlite_synchronous=settings.sqlite_synchronous,
@@ -203,13 +219,75 @@ class Runtime:
                 runtime._retention_task = asyncio.create_task(
                     retention.run_periodically(settings.retention_interval_seconds)
                 )
+        runtime._hosts_sources = serve_api
+        if fit_connect is not None:
+            try:
+                runtime._start_fit_connect(fit_connect)
+            except BaseException:
+                await runtime.stop()
+                raise
         if on_loaded is not None:
             on_loaded()
         return runtime
 
+    def _start_fit_connect(self, fit_settings: FitConnectSettings) -> None:
+        """Build the source (reads the secrets' env variables: a missing one raises
+        ``ConfigError``) and run it if this process polls; replaces a running one."""
+        from gateway.sources.accept_sink import AcceptPathSink
+        from gateway.sources.fitconnect.settings import fingerprint
+        from gateway.sources.fitconnect.source import FitConnectSource
+
+        source = FitConnectSource(
+            fit_settings, AcceptPathSink(self.accept, self.blobs), on_result=self._source_result
+        )
+        self._stop_fit_connect()
+        self.fit_connect = source
+        self._fit_connect_print = fingerprint(fit_settings)
+        if self.settings.sources:
+            self._source_task = asyncio.create_task(source.run())
+            log.info("FIT-Connect source polling %d destination(s)", len(fit_settings.destinations))
+
+    def _stop_fit_connect(self) -> None:
+        # Cancelling mid-submission is safe: whatever was stored is found again as a
+        # duplicate on the next fetch and answered then (answers are idempotent).
+        if self._source_task is not None:
+            self._source_task.cancel()
+            self._retired.append(self._source_task)
+            self._source_task = None
+        elif self.fit_connect is not None:  # built, never run (sources=false): its client
+            self._retired.append(asyncio.create_task(self.fit_connect.close()))
+        self.fit_connect = None
+        self._fit_connect_print = None
+
+    async def _source_result(self, result: Result) -> None:
+        from gateway.sources.fitconnect.subscriber import Outcome
+
+        if result.outcome is not Outcome.ACCEPTED or result.gateway_id is None:
+            return
+        try:
+            await self.store.record_source_event(
+                result.gateway_id,
+                "fit-connect.accept-sent",
+                {"event": "accept-submission", "submission_id": result.submission_id},
+            )
+        except Unavailable as exc:
+            # The accept is on the case already; only our own log entry of it is missing.
+            log.warning("event log: accept of %s not recorded: %s", result.gateway_id, exc)
+
+    def sources_state(self) -> dict[str, object]:
+        if self.fit_connect is None:
+            return {}
+        return {"fit-connect": self.fit_connect.state()}
+
     async def stop(self) -> None:
         """Graceful: the worker takes no new work and finishes what it holds, the relay
-        finishes its batch, then the broker hands back anything still unacked."""
+        finishes its batch, then the broker hands back anything still unacked. Sources stop
+        first: nothing new is fetched while the rest winds down."""
+        self._stop_fit_connect()
+        for task in self._retired:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._retired.clear()
         if self._retention_task is not None:
             self.retention.stop()
             await self._retention_task
@@ -225,13 +303,30 @@ class Runtime:
         await self.acceptor.examiner.close()
 
     def reload_config(self) -> GatewayConfig:
-        """Load the config directory again; a broken config raises and the old one stays."""
+        """Load the config directory again; a broken config raises and the old one stays.
+
+        A changed ``fit-connect.yaml`` (or key file) restarts the FIT-Connect source with the
+        new settings; a broken one refuses the whole reload (docs/fit-connect.md)."""
         config = load_config(self.settings.config_source)
+        if self._hosts_sources:
+            self._reload_fit_connect(_load_fit_connect(self.settings))
         self.acceptor = self.acceptor.with_config(config)
         log.info("configuration %s active", config.version)
         if self.on_loaded is not None:
             self.on_loaded()
         return config
+
+    def _reload_fit_connect(self, fit_settings: FitConnectSettings | None) -> None:
+        if fit_settings is None:
+            if self.fit_connect is not None:
+                log.info("fit-connect.yaml removed: FIT-Connect source stopped")
+            self._stop_fit_connect()
+            return
+        from gateway.sources.fitconnect.settings import fingerprint
+
+        if fingerprint(fit_settings) != self._fit_connect_print:
+            self._start_fit_connect(fit_settings)
+            log.info("FIT-Connect source restarted with the reloaded settings")
 
     def reload_or_keep(self) -> bool:
         """Reload for SIGHUP: a refused config is logged and the running one stays active."""
@@ -245,6 +340,15 @@ class Runtime:
     async def accept(self, incoming: Incoming) -> Accepted:
         """The accept path every source calls; always with the active configuration."""
         return await self.acceptor.accept(incoming)
+
+
+def _load_fit_connect(settings: Settings) -> FitConnectSettings | None:
+    # Imported only where a source is configured: JOSE and JSON Schema are not loaded else.
+    if not (settings.config_source / "fit-connect.yaml").is_file():
+        return None
+    from gateway.sources.fitconnect.settings import load
+
+    return load(settings.config_source)
 
 
 async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[str]:

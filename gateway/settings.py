@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     blob_grace_seconds: float = Field(default=3600.0, ge=0)
     """A blob nothing references is removed by the sweep only once older than this: far
     longer than any upload takes, so one in flight is never removed."""
+    sources: bool = True
+    """Run the inbound sources (FIT-Connect polling) in ``serve`` and ``api`` processes. Every
+    process polling is safe (answers are idempotent by submission id) but does the work N
+    times; with many ``api`` processes set it false in all but one or two."""
 
     worker_concurrency: int = Field(default=16, ge=1)
     lease_seconds: float = Field(default=300.0, gt=0)

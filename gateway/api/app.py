@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from gateway.admin.preview import preview
 from gateway.api import submissions
@@ -32,6 +33,17 @@ from gateway.errors import ConfigError, GatewayError, NotFound, PayloadTooLarge
 from gateway.routing.config import Sender
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
+
+# FIT-Connect's callbacks (docs/fit-connect.md); the path is the one the operator registers.
+FIT_CONNECT_CALLBACK = "/fit-connect/callbacks/{destination_id}"
+
+
+async def fit_connect_callback(request: Request) -> Response:
+    """Not behind the sender bearer auth: the source checks each callback's own HMAC."""
+    source = runtime_of(request).fit_connect
+    if source is None:
+        return problem(404, "Not Found", "no FIT-Connect source is configured")
+    return await source.callback(request)
 
 
 class ReplayRequest(BaseModel):
@@ -84,6 +96,7 @@ def create_app(
 
     # The hot path: one plain Starlette route, documented by its own OpenAPI entry.
     submissions.install(app)
+    app.router.routes.append(Route(FIT_CONNECT_CALLBACK, fit_connect_callback, methods=["POST"]))
 
     @app.get("/v1/submissions/{submission_id}")
     async def status(
@@ -130,7 +143,15 @@ def create_app(
             await runtime.broker.ping()
         except GatewayError as exc:
             return problem(503, "Not ready", exc.detail)
-        return JSONResponse({"status": "ready", "config_version": runtime.config.version})
+        # Sources report, they do not decide readiness: FIT-Connect being unreachable does
+        # not stop this process from accepting (the worker delivers, the API takes posts).
+        return JSONResponse(
+            {
+                "status": "ready",
+                "config_version": runtime.config.version,
+                "sources": runtime.sources_state(),
+            }
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -78,9 +78,14 @@ def _event(event: EventView, full: bool) -> dict[str, Any]:
 
 
 def submission_body(view: SubmissionView, *, full: bool) -> dict[str, Any]:
+    # The first event names the source and its transport's references (FIT-Connect:
+    # submission, case and destination id); later source events follow in the log.
+    first = json.loads(view.events[0].detail or "{}") if view.events else {}
     body: dict[str, Any] = {
         "id": view.id,
         "status": view.status,
+        "source": first.get("source", "api"),
+        "references": first.get("references", {}),
         "message_uuid": view.message_uuid,
         "message_type": view.message_type,
         "recipient": {

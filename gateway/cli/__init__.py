@@ -15,6 +15,7 @@ from gateway.cli import (
     config,
     dead_letters,
     demo,
+    fit_connect_emulator,
     mapping,
     retention,
     schema,
@@ -33,6 +34,7 @@ COMMANDS = (
     retention,
     demo,
     reference_fachverfahren,
+    fit_connect_emulator,
 )
 
 app = typer.Typer(

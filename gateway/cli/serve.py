@@ -40,6 +40,14 @@ TlsClientCa = Annotated[
     Path | None,
     typer.Option("--tls-client-ca", help="Require client certificates from this CA (mTLS)."),
 ]
+Sources = Annotated[
+    bool | None,
+    typer.Option(
+        "--sources/--no-sources",
+        help="Poll the inbound sources (FIT-Connect) in this process "
+        "(default: XOEV_GATEWAY_SOURCES, true).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -56,9 +64,10 @@ def serve(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     tls_client_ca: TlsClientCa = None,
+    sources: Sources = None,
 ) -> None:
-    """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=True)
+    """Run the API, the inbound sources and a worker in one process (the embedded default)."""
+    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), sources, run_worker=True)
 
 
 def api(
@@ -68,9 +77,10 @@ def api(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     tls_client_ca: TlsClientCa = None,
+    sources: Sources = None,
 ) -> None:
-    """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=False)
+    """Run only the API and the inbound sources (scale it out; run workers separately)."""
+    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), sources, run_worker=False)
 
 
 def worker(config: ConfigDir = None) -> None:
@@ -88,6 +98,7 @@ def _run_server(
     host: str | None,
     port: int | None,
     tls: tuple[Path | None, Path | None, Path | None],
+    sources: bool | None,
     *,
     run_worker: bool,
 ) -> None:
@@ -99,6 +110,7 @@ def _run_server(
     settings.tls_certfile = tls[0] or settings.tls_certfile
     settings.tls_keyfile = tls[1] or settings.tls_keyfile
     settings.tls_client_ca = tls[2] or settings.tls_client_ca
+    settings.sources = settings.sources if sources is None else sources
     try:
         uvicorn.run(
             create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),

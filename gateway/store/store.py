@@ -487,6 +487,25 @@ class Store:
         with unavailable_on_failure("store"):
             await self.db.write_shared(fragment)
 
+    async def record_source_event(
+        self, submission_id: str, kind: str, detail: dict[str, Any]
+    ) -> None:
+        """Append what a source told its transport after the accept (e.g. FIT-Connect's
+        ``accept-submission`` sent); rides on the shared group commit of the worker's writes."""
+        row = {
+            "submission_id": submission_id,
+            "delivery_id": None,
+            "at": _now(),
+            "kind": kind,
+            "detail": json.dumps(detail, ensure_ascii=False),
+        }
+
+        def fragment(conn: Connection) -> None:
+            conn.execute(insert(events), [row])
+
+        with unavailable_on_failure("store"):
+            await self.db.write_shared(fragment)
+
     async def record_replayed(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:
             return

@@ -77,3 +77,7 @@ def test_demo_accepts_rejects_and_delivers(tmp_path: Path) -> None:
     assert "rejected" in result.stdout and "accepted" in result.stdout
     delivered = sorted(p.parent.name for p in (tmp_path / "demo" / "out").glob("*/*.xml"))
     assert delivered.count("koeln-archiv") == 2 and "stuttgart-steueramt" in delivered
+    # the FIT-Connect path: submitted to the local Submission API, accepted, delivered
+    assert "FIT-Connect" in result.stdout and "accept-submission" in result.stdout
+    assert "events: accepted, fit-connect.accept-sent" in result.stdout
+    assert delivered.count("muenchen-kvr") == 4  # with the one over FIT-Connect
