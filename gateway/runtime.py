@@ -20,6 +20,7 @@ from gateway.settings import Settings
 from gateway.shipped import copy_example_config
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
+from gateway.store.disk import below_floor
 from gateway.store.migrate import migrate
 from gateway.store.states import WorkState
 from gateway.store.store import Store
@@ -88,6 +89,13 @@ class Runtime:
     @property
     def config(self) -> GatewayConfig:
         return self.acceptor.config
+
+    def storage_below_floor(self) -> str | None:
+        """Why the data directory (or the SQLite file's) is too full to stay ready, or None."""
+        paths = [self.blobs.root]
+        if self.db.path is not None and self.db.path.parent != self.blobs.root.parent:
+            paths.append(self.db.path.parent)
+        return below_floor(paths, self.settings.min_free_bytes, self.settings.min_free_percent)
 
     @classmethod
     async def start(

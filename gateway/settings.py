@@ -42,13 +42,21 @@ class Settings(BaseSettings):
     by default: looking for configured providers on every request cost ~5 % of the loop."""
     intake_timeout: float = Field(default=30.0, gt=0)
     """How long one message may take to validate before its process is restarted (503)."""
+    min_free_bytes: int = Field(default=1024**3, ge=0)
+    min_free_percent: float = Field(default=5.0, ge=0, le=100)
+    """``/readyz`` reports not ready while the file system of the data directory (or of the
+    SQLite file) has less free space than either floor: take the instance out of rotation
+    before a full disk refuses submissions (507)."""
 
     startup_wait: float = Field(default=60.0, ge=0)
     """How long a starting process retries PostgreSQL or RabbitMQ while down before it
     exits with the cause (0: fail at once)."""
 
     worker_concurrency: int = Field(default=16, ge=1)
-    lease_seconds: float = Field(default=300.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """Embedded queue: how long a claimed item stays a worker's without a renewal. The
+    worker renews its items every third of it while their deliveries run, so a killed
+    worker's items are claimable again after at most this long."""
     poll_seconds: float = Field(default=1.0, gt=0)
 
     # Scaled mode (broker=rabbitmq, database_url=postgresql+asyncpg://…)

@@ -24,6 +24,8 @@ from gateway.api.body import BodyLimit
 from gateway.api.problems import (
     gateway_error_handler,
     http_error_handler,
+    internal_error_handler,
+    os_error_handler,
     problem,
     validation_error_handler,
 )
@@ -77,6 +79,8 @@ def create_app(
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(OSError, os_error_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     # The hot path: one plain Starlette route, documented by its own OpenAPI entry.
@@ -123,6 +127,9 @@ def create_app(
             await runtime.broker.ping()
         except GatewayError as exc:
             return problem(503, "Not ready", exc.detail)
+        full = runtime.storage_below_floor()
+        if full is not None:
+            return problem(503, "Not ready", full)
         return JSONResponse({"status": "ready", "config_version": runtime.config.version})
 
     @app.get("/metrics")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 from typing import Any
 
 from fastapi import Request
@@ -9,9 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway.errors import GatewayError, InvalidMessage
+from gateway.errors import GatewayError, InsufficientStorage, InvalidMessage, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
+
+log = logging.getLogger("xoev_gateway.api")
 
 
 def problem(
@@ -20,7 +24,7 @@ def problem(
     body: dict[str, Any] = {"type": type_uri, "title": title, "status": status, "detail": detail}
     body.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if status == 503:
+    if status in (503, 507):
         headers = {"Retry-After": "5"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -39,6 +43,23 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
 async def gateway_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
     return from_error(exc, request.url.path)
+
+
+async def os_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A file system error that nothing nearer mapped (e.g. spooling a multipart part to a
+    full temp directory): our outage, so 507 or 503, not a 500."""
+    assert isinstance(exc, OSError)
+    log.warning("%s %s: %r", request.method, request.url.path, exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        error: Unavailable = InsufficientStorage("no space left to take this request; retry later")
+    else:
+        error = Unavailable(f"storage unavailable: {exc.strerror or type(exc).__name__}")
+    return from_error(error, request.url.path)
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unforeseen still answers problem+json (the server logs the traceback)."""
+    return problem(500, "Internal error", "an unexpected error occurred", instance=request.url.path)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
