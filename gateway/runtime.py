@@ -187,6 +187,8 @@ class Runtime:
                 lambda: runtime.config,
                 concurrency=settings.worker_concurrency,
                 poll_seconds=settings.poll_seconds,
+                # Only the embedded queue's leases expire; RabbitMQ's last with the channel.
+                lease_seconds=settings.lease_seconds if isinstance(broker, EmbeddedQueue) else None,
             )
             runtime._worker_task = asyncio.create_task(runtime.worker.run())
         if on_loaded is not None:

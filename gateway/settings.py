@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     port: int = 8080
     max_xml_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a request's line and headers (slow clients are cut)."""
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    body_timeout: float = Field(default=20.0, gt=0)
+    body_min_rate: int = Field(default=500, gt=0)
+    """A request body must arrive within ``body_timeout`` seconds plus one second for every
+    ``body_min_rate`` bytes received (Apache mod_reqtimeout's ``body=20,MinRate=500``)."""
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    """Seconds an idle kept-alive connection stays open (uvicorn's ``timeout_keep_alive``)."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Above this many open connections a request gets 503 and its connection is closed."""
     intake_processes: int | None = Field(default=None, ge=0)
     """Processes that parse and validate submissions for the API; 0: on the event loop.
     Default: one per core but one (none on a single core), at most 4."""

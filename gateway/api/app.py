@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from gateway.admin.preview import preview
 from gateway.api import submissions
 from gateway.api.auth import admin_of, runtime_of, sender_of
 from gateway.api.body import BodyLimit
 from gateway.api.problems import (
+    client_gone_handler,
     gateway_error_handler,
     http_error_handler,
     internal_error_handler,
@@ -80,6 +82,7 @@ def create_app(
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(OSError, os_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_gone_handler)
     app.add_exception_handler(Exception, internal_error_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from gateway.errors import GatewayError, InsufficientStorage, InvalidMessage, Unavailable
@@ -55,6 +55,11 @@ async def os_error_handler(request: Request, exc: Exception) -> JSONResponse:
     else:
         error = Unavailable(f"storage unavailable: {exc.strerror or type(exc).__name__}")
     return from_error(error, request.url.path)
+
+
+async def client_gone_handler(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request (or was cut as too slow): nobody to answer."""
+    return Response(status_code=400)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -63,16 +63,29 @@ def _run_server(
     config: Path | None, host: str | None, port: int | None, *, run_worker: bool
 ) -> None:
     from gateway.api.app import create_app
+    from gateway.api.connections import ConnectionLimits, guarded_protocol
 
     settings = settings_for(config)
     settings.host = host or settings.host
     settings.port = port or settings.port
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout=settings.body_timeout,
+        body_min_rate=settings.body_min_rate,
+        max_connections=settings.max_connections,
+    )
     try:
         uvicorn.run(
             create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
             host=settings.host,
             port=settings.port,
-            **UVICORN_OPTIONS,
+            **{
+                **UVICORN_OPTIONS,
+                # httptools with read timeouts and a connection cap (slow clients)
+                "http": guarded_protocol(limits),
+                "timeout_keep_alive": settings.keep_alive_timeout,
+            },
         )
     except GatewayError as exc:
         raise fail(exc) from None
