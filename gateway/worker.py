@@ -116,6 +116,7 @@ class Worker:
             if self.lease_seconds is not None
             else None
         )
+        outage: str | None = None
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - self._in_flight
@@ -128,13 +129,16 @@ class Worker:
                 try:
                     leases = await self.broker.receive(free, wait=self.poll_seconds)
                 except Unavailable as exc:
-                    log.warning("receiving work failed (%s); retrying shortly", exc.detail)
+                    if exc.detail != outage:  # once per outage, not once per poll
+                        log.warning("receiving work failed (%s); retrying", exc.detail)
+                        outage = exc.detail
                     await asyncio.sleep(self.poll_seconds)
                     continue
                 except Exception:
                     log.exception("receiving work failed; retrying shortly")
                     await asyncio.sleep(self.poll_seconds)
                     continue
+                outage = None
                 claimed = asyncio.get_running_loop().time()
                 jobs = await self._jobs(leases)
                 for lease in leases:
