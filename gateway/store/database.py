@@ -58,7 +58,8 @@ def disk_full(exc: BaseException) -> InsufficientStorage | None:
     disk_full), so that callers never see it as a generic outage; else ``None``."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     full = (
-        isinstance(orig, sqlite3.Error) and orig.sqlite_errorcode == sqlite3.SQLITE_FULL
+        isinstance(orig, sqlite3.Error)
+        and getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
     ) or getattr(orig, "sqlstate", None) == POSTGRES_DISK_FULL
     if not full:
         return None
