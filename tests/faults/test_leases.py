@@ -5,6 +5,7 @@ which dedupes by the delivery id it gets as ``Idempotency-Key``."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -161,3 +162,50 @@ def test_a_killed_workers_items_come_back_within_one_lease(
     )
     # One lease (30 s) + the delivery itself + process start; the old lease alone was 300 s.
     assert took < 30 + 2 * slow + 15
+
+
+def test_a_stalled_worker_lets_go_of_items_another_worker_took(
+    tmp_path: Path, config_dir: Path
+) -> None:
+    """A worker frozen (SIGSTOP, as in a disk-full stall) for two leases: another worker
+    takes its items; when it resumes, its heartbeat finds the leases gone and cancels its
+    own deliveries instead of recording them."""
+    count_ = 4
+    slow = 6.0
+    with reference_fachverfahren(tmp_path / "fv") as fv:
+        fv.fail("slow", slow_seconds=slow)
+        route_muenchen_to(config_dir, fv)
+        data = tmp_path / "data"
+        db = data / "gateway.db"
+        env = gateway_env(
+            data, config_dir, XOEV_GATEWAY_LEASE_SECONDS="1.5", XOEV_GATEWAY_POLL_SECONDS="0.1"
+        )
+        api = GatewayProcess("api", env, tmp_path / "api.log")
+        stalled = GatewayProcess("worker", env, tmp_path / "worker-1.log")
+        other: GatewayProcess | None = None
+        try:
+            api.wait_ready()
+            stalled.wait_ready()
+            submit(api.url, count_)
+            deadline = time.monotonic() + 20
+            while count(db, "SELECT count(*) FROM work_items WHERE state='leased'") < count_:
+                assert time.monotonic() < deadline, "the first worker never leased them all"
+                time.sleep(0.05)
+            time.sleep(0.3)  # its requests are at the Fachverfahren now
+            stalled.proc.send_signal(signal.SIGSTOP)
+            other = GatewayProcess("worker", env, tmp_path / "worker-2.log")
+            other.wait_ready()
+            time.sleep(3)  # two leases: the other worker has claimed them
+            stalled.proc.send_signal(signal.SIGCONT)
+            wait_delivered(db, count_, timeout=60)
+            time.sleep(slow + 1)
+            state = fv.state()
+            no_duplicate_cases(fv, count_)
+        finally:
+            stalled.proc.send_signal(signal.SIGCONT)
+            for proc in (api, stalled, other):
+                if proc is not None:
+                    proc.stop()
+    log = stalled.log.read_text()
+    assert log.count("is no longer this worker's (its lease was lost)") == count_, log
+    assert state["repeats"] == count_  # the stalled worker's requests, absorbed
