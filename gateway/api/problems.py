@@ -11,7 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from gateway.errors import GatewayError, InsufficientStorage, InvalidMessage, Unavailable
+from gateway.errors import (
+    GatewayError,
+    InsufficientStorage,
+    InvalidAttachment,
+    InvalidMessage,
+    UnacceptableField,
+    Unavailable,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -37,6 +44,8 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         extra["errors"] = [
             {"path": e.path, "line": e.line, "message": e.message} for e in exc.errors
         ]
+    if isinstance(exc, InvalidAttachment | UnacceptableField):
+        extra["field"] = exc.field
     return problem(exc.status, exc.title, exc.detail, exc.type_uri, **extra)
 
 
