@@ -24,9 +24,10 @@ ATTACKERS = 200
 
 
 @pytest.fixture
-def serve(
+def guarded(
     tmp_path: Path, config_dir: Path, request: pytest.FixtureRequest
 ) -> Iterator[GatewayProcess]:
+    """``serve`` with short read timeouts (and what a test parametrizes on top)."""
     extra: dict[str, str] = getattr(request, "param", {})
     limits = {
         "XOEV_GATEWAY_HEADER_TIMEOUT": str(TIMEOUT),
@@ -98,15 +99,15 @@ async def honest(url: str, count: int) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize("kind", ["headers", "body"])
 async def test_trickling_connections_are_cut_and_honest_ones_pass(
-    serve: GatewayProcess, kind: str
+    guarded: GatewayProcess, kind: str
 ) -> None:
-    assert serve.port is not None
+    assert guarded.port is not None
     head, drip = slow_headers() if kind == "headers" else slow_body()
     attack = [
-        asyncio.create_task(trickle(serve.port, head, drip, give_up=30)) for _ in range(ATTACKERS)
+        asyncio.create_task(trickle(guarded.port, head, drip, give_up=30)) for _ in range(ATTACKERS)
     ]
     await asyncio.sleep(0.5)
-    answers = await honest(serve.url, 20)
+    answers = await honest(guarded.url, 20)
     cut = await asyncio.gather(*attack)
 
     held = [c for c in cut if c is None]
@@ -123,7 +124,7 @@ async def test_trickling_connections_are_cut_and_honest_ones_pass(
 
 
 async def test_an_upload_at_an_honest_pace_may_outlast_the_body_timeout(
-    serve: GatewayProcess,
+    guarded: GatewayProcess,
 ) -> None:
     """~2 s beyond the body timeout, at 40 kB/s: the MinRate extension keeps it going."""
     xml = fresh(SAMPLE)
@@ -142,16 +143,16 @@ async def test_an_upload_at_an_honest_pace_may_outlast_the_body_timeout(
 
     headers = {**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary.decode()}"}
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=guarded.url, timeout=30) as client:
         resp = await client.post("/v1/submissions", content=chunks(), headers=headers)
     took = time.monotonic() - started
     assert resp.status_code == 202, resp.text
     assert took > TIMEOUT + 1
 
 
-async def test_oversized_headers_are_refused(serve: GatewayProcess) -> None:
-    assert serve.port is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", serve.port)
+async def test_oversized_headers_are_refused(guarded: GatewayProcess) -> None:
+    assert guarded.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", guarded.port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: g\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
     await writer.drain()
     answer = await asyncio.wait_for(reader.read(), timeout=5)
@@ -160,17 +161,17 @@ async def test_oversized_headers_are_refused(serve: GatewayProcess) -> None:
 
 
 @pytest.mark.parametrize(
-    "serve",
+    "guarded",
     [{"XOEV_GATEWAY_MAX_CONNECTIONS": "20", "XOEV_GATEWAY_HEADER_TIMEOUT": "30"}],
     indirect=True,
 )
 async def test_above_the_connection_cap_requests_get_503_problem_json(
-    serve: GatewayProcess,
+    guarded: GatewayProcess,
 ) -> None:
-    assert serve.port is not None
-    idle = [await asyncio.open_connection("127.0.0.1", serve.port) for _ in range(25)]
+    assert guarded.port is not None
+    idle = [await asyncio.open_connection("127.0.0.1", guarded.port) for _ in range(25)]
     await asyncio.sleep(0.2)
-    async with httpx.AsyncClient(base_url=serve.url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=guarded.url, timeout=10) as client:
         over = await client.post("/v1/submissions", content=fresh(SAMPLE), headers=XML)
         for _, writer in idle:
             writer.close()
