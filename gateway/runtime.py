@@ -15,10 +15,11 @@ from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
 from gateway.municipality import MunicipalityDirectory
+from gateway.retention import Audit, Retention, not_audited
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
-from gateway.store.blobs import BlobStore
+from gateway.store.blobs import BlobStore, private_dir
 from gateway.store.database import Database
 from gateway.store.disk import below_floor
 from gateway.store.migrate import migrate
@@ -80,11 +81,15 @@ class Runtime:
     broker: Broker
     blobs: BlobStore
     acceptor: Acceptor
+    retention: Retention
     worker: Worker | None = None
     relay: OutboxRelay | None = None
     on_loaded: Callable[[], None] | None = None
+    audit: Audit = not_audited
+    """Where administrative actions (erase) are recorded. AUDIT HOOK: the audit log."""
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _retention_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def config(self) -> GatewayConfig:
@@ -111,7 +116,8 @@ class Runtime:
         ``serve_api``: submissions arrive, so start the intake processes (if configured);
         ``on_loaded``: called once everything is loaded and after each config reload (a
         server process freezes its start-up heap there, see ``gateway.process``)."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Database, blobs and spooled state hold citizens' data: private to our user.
+        private_dir(settings.data_dir)
         if settings.config_dir is None:
             settings = settings.model_copy(
                 update={"config_dir": copy_example_config(settings.example_config)}
@@ -148,8 +154,20 @@ class Runtime:
 
         work_state = broker.work_state
         acceptor = Acceptor(InProcess(registry), directory, config, store, work_state, stored)
+        retention = Retention(
+            store, blobs, lambda: runtime.config, blob_grace_seconds=settings.blob_grace_seconds
+        )
         runtime = cls(
-            settings, registry, directory, db, store, broker, blobs, acceptor, on_loaded=on_loaded
+            settings,
+            registry,
+            directory,
+            db,
+            store,
+            broker,
+            blobs,
+            acceptor,
+            retention,
+            on_loaded=on_loaded,
         )
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
@@ -191,6 +209,10 @@ class Runtime:
                 lease_seconds=settings.lease_seconds if isinstance(broker, EmbeddedQueue) else None,
             )
             runtime._worker_task = asyncio.create_task(runtime.worker.run())
+            if settings.retention_interval_seconds > 0:
+                runtime._retention_task = asyncio.create_task(
+                    retention.run_periodically(settings.retention_interval_seconds)
+                )
         if on_loaded is not None:
             on_loaded()
         return runtime
@@ -198,6 +220,9 @@ class Runtime:
     async def stop(self) -> None:
         """Graceful: the worker takes no new work and finishes what it holds, the relay
         finishes its batch, then the broker hands back anything still unacked."""
+        if self._retention_task is not None:
+            self.retention.stop()
+            await self._retention_task
         if self.worker is not None and self._worker_task is not None:
             self.worker.stop()
             await self._worker_task

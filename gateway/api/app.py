@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ from gateway.admin.preview import preview
 from gateway.api import submissions
 from gateway.api.auth import admin_of, runtime_of, sender_of
 from gateway.api.body import BodyLimit
+from gateway.api.limits import AuthFailureThrottle, SenderLimits
 from gateway.api.problems import (
     client_gone_handler,
     gateway_error_handler,
@@ -31,6 +31,7 @@ from gateway.api.problems import (
     problem,
     validation_error_handler,
 )
+from gateway.api.views import submission_body
 from gateway.errors import ConfigError, GatewayError, NotFound, PayloadTooLarge
 from gateway.routing.config import Sender
 from gateway.runtime import Runtime, replay_dead
@@ -85,6 +86,8 @@ def create_app(
     app.add_exception_handler(ClientDisconnect, client_gone_handler)
     app.add_exception_handler(Exception, internal_error_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AuthFailureThrottle, per_minute=settings.auth_failures_per_minute)
+    app.state.sender_limits = SenderLimits()
 
     # The hot path: one plain Starlette route, documented by its own OpenAPI entry.
     submissions.install(app)
@@ -97,29 +100,29 @@ def create_app(
         if view.sender != sender.name and sender.role != "admin":
             # Same answer as for an unknown id: do not reveal other senders' submissions.
             raise NotFound(f"no submission {submission_id}")
+        # Senders see no internals (paths, Fachverfahren errors): gateway/api/views.py.
+        return submission_body(view, full=sender.role == "admin")
+
+    @app.get("/v1/admin/submissions/{submission_id}")
+    async def admin_status(
+        submission_id: str, request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+    ) -> dict[str, Any]:
+        """Everything about a submission: receipts, problems and events in full."""
+        view = await runtime_of(request).store.submission(submission_id)
+        return submission_body(view, full=True)
+
+    @app.post("/v1/admin/submissions/{submission_id}/erase")
+    async def erase(
+        submission_id: str, request: Request, admin: Annotated[Sender, Depends(admin_of)]
+    ) -> dict[str, Any]:
+        """Erase the submission's payload (XML, attachments) now, e.g. on a GDPR Art. 17
+        request; the evidence (ids, hashes, events) stays, and it is audited."""
+        runtime = runtime_of(request)
+        erased = await runtime.retention.erase(submission_id, admin.name, runtime.audit)
         return {
-            "id": view.id,
-            "status": view.status,
-            "message_uuid": view.message_uuid,
-            "message_type": view.message_type,
-            "recipient": {
-                "kennung": view.recipient,
-                "municipality": view.municipality,
-                "source": view.recipient_source,
-            },
-            "received_at": view.received_at,
-            "config_version": view.config_version,
-            "attachments": [a.__dict__ for a in view.attachments],
-            "deliveries": [d.__dict__ for d in view.deliveries],
-            "events": [
-                {
-                    "at": e.at,
-                    "kind": e.kind,
-                    "delivery_id": e.delivery_id,
-                    "detail": json.loads(e.detail) if e.detail else None,
-                }
-                for e in view.events
-            ],
+            "id": erased.submission_id,
+            "payload_erased_at": erased.erased_at,
+            "already_erased": erased.already,
         }
 
     @app.get("/healthz")

@@ -182,6 +182,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class to pass to uvicorn as ``http=``, with these limits."""
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+def guarded_protocol(
+    limits: ConnectionLimits, base: type[HttpToolsProtocol] = HttpToolsProtocol
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to pass to uvicorn as ``http=``, with these limits, on top of
+    ``base`` (another subclass of uvicorn's protocol, e.g. the TLS one)."""
+    bases = (
+        (GuardedHttpToolsProtocol,)
+        if base is HttpToolsProtocol
+        else (
+            GuardedHttpToolsProtocol,
+            base,
+        )
+    )
+    return type("GuardedHttpToolsProtocol", bases, {"limits": limits})

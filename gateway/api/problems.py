@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 from typing import Any
 
 from fastapi import Request
@@ -16,6 +17,7 @@ from gateway.errors import (
     InsufficientStorage,
     InvalidAttachment,
     InvalidMessage,
+    RateLimited,
     UnacceptableField,
     Unavailable,
 )
@@ -26,13 +28,20 @@ log = logging.getLogger("xoev_gateway.api")
 
 
 def problem(
-    status: int, title: str, detail: str, type_uri: str = "about:blank", **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    type_uri: str = "about:blank",
+    retry_after: float | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": type_uri, "title": title, "status": status, "detail": detail}
     body.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status in (503, 507):
         headers = {"Retry-After": "5"}
+    if retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -46,7 +55,8 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         ]
     if isinstance(exc, InvalidAttachment | UnacceptableField):
         extra["field"] = exc.field
-    return problem(exc.status, exc.title, exc.detail, exc.type_uri, **extra)
+    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    return problem(exc.status, exc.title, exc.detail, exc.type_uri, retry_after, **extra)
 
 
 async def gateway_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,11 +12,12 @@ import typer
 import uvicorn
 
 from gateway.cli._common import ConfigDir, fail, run_async, settings_for
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.process import freeze_startup_heap
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
+    from gateway.settings import Settings
 
 UVICORN_OPTIONS: dict[str, Any] = {
     # uvloop and httptools (uvicorn[standard]); named so that a missing one fails loudly
@@ -30,6 +32,14 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 Host = Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")]
 Port = Annotated[int | None, typer.Option(help="Port (default 8080).")]
+TlsCert = Annotated[
+    Path | None, typer.Option("--tls-cert", help="Serve HTTPS: certificate (PEM, with chain).")
+]
+TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert.")]
+TlsClientCa = Annotated[
+    Path | None,
+    typer.Option("--tls-client-ca", help="Require client certificates from this CA (mTLS)."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,14 +49,28 @@ def register(app: typer.Typer) -> None:
     app.command()(relay)
 
 
-def serve(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
+def serve(
+    config: ConfigDir = None,
+    host: Host = None,
+    port: Port = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_client_ca: TlsClientCa = None,
+) -> None:
     """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, run_worker=True)
+    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=True)
 
 
-def api(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
+def api(
+    config: ConfigDir = None,
+    host: Host = None,
+    port: Port = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_client_ca: TlsClientCa = None,
+) -> None:
     """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, run_worker=False)
+    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=False)
 
 
 def worker(config: ConfigDir = None) -> None:
@@ -60,8 +84,15 @@ def relay(config: ConfigDir = None) -> None:
 
 
 def _run_server(
-    config: Path | None, host: str | None, port: int | None, *, run_worker: bool
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    tls: tuple[Path | None, Path | None, Path | None],
+    *,
+    run_worker: bool,
 ) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
     from gateway.api.app import create_app
     from gateway.api.connections import ConnectionLimits, guarded_protocol
 
@@ -75,20 +106,53 @@ def _run_server(
         body_min_rate=settings.body_min_rate,
         max_connections=settings.max_connections,
     )
+    settings.tls_certfile = tls[0] or settings.tls_certfile
+    settings.tls_keyfile = tls[1] or settings.tls_keyfile
+    settings.tls_client_ca = tls[2] or settings.tls_client_ca
+    options = {**UVICORN_OPTIONS, **transport_options(settings)}
+    base = options["http"]
+    # httptools with read timeouts and a connection cap (slow clients), on top of the
+    # TLS protocol when TLS is on.
+    protocol = base if isinstance(base, type) else HttpToolsProtocol
+    options["http"] = guarded_protocol(limits, protocol)
+    options["timeout_keep_alive"] = settings.keep_alive_timeout
     try:
         uvicorn.run(
             create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
             host=settings.host,
             port=settings.port,
-            **{
-                **UVICORN_OPTIONS,
-                # httptools with read timeouts and a connection cap (slow clients)
-                "http": guarded_protocol(limits),
-                "timeout_keep_alive": settings.keep_alive_timeout,
-            },
+            **options,
         )
     except GatewayError as exc:
         raise fail(exc) from None
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS and proxy options from the settings (docs/security.md)."""
+    options: dict[str, Any] = {}
+    if settings.forwarded_allow_ips:
+        options["proxy_headers"] = True
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
+    else:
+        # Without a trusted proxy, X-Forwarded-* are anyone's to forge: ignore them.
+        options["proxy_headers"] = False
+    if settings.tls_certfile is None:
+        if settings.tls_keyfile is not None or settings.tls_client_ca is not None:
+            raise ConfigError("TLS needs a certificate: set --tls-cert (XOEV_GATEWAY_TLS_CERTFILE)")
+        return options
+    from gateway.api.tls import TlsHttpToolsProtocol
+
+    for file in (settings.tls_certfile, settings.tls_keyfile, settings.tls_client_ca):
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{file}: TLS file not found")
+    options.update(
+        ssl_certfile=str(settings.tls_certfile),
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        http=TlsHttpToolsProtocol,
+    )
+    if settings.tls_client_ca is not None:
+        options.update(ssl_ca_certs=str(settings.tls_client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
 
 
 def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:

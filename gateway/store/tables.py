@@ -25,6 +25,8 @@ submissions = Table(
     Column("message_uuid", String(64), nullable=False, unique=True),
     Column("sender", String(200), nullable=False),
     Column("content_sha256", String(64), nullable=False),
+    # The XML's own hash: evidence of what was received, kept after the payload is erased.
+    Column("xml_sha256", String(64)),
     Column("message_type", String(200), nullable=False),
     Column("schema_set", String(200), nullable=False),
     Column("municipality", String(8), nullable=False),
@@ -39,6 +41,9 @@ submissions = Table(
     Column("received_at", Float, nullable=False),
     # Raw XML; NULL once erased by retention (the event log stays).
     Column("xml", LargeBinary),
+    # When the payload (XML and attachment references) was erased; NULL while kept.
+    Column("payload_erased_at", Float),
+    Index("ix_submissions_retention", "payload_erased_at", "received_at"),
 )
 
 attachments = Table(
@@ -54,6 +59,8 @@ attachments = Table(
     Column("content_type", Text, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
+    # Blob clean-up asks "does anything still reference this content?"
+    Index("ix_attachments_sha256", "sha256"),
 )
 
 deliveries = Table(
