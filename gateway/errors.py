@@ -28,6 +28,8 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     ├── NotFound                        404
     ├── RateLimited                     429  over the sender's limit, or too many failed logins
     ├── Unavailable                     503  durability cannot be guaranteed now
+    │   ├── StoreFileLost               503  the SQLite file was deleted or replaced
+    │   └── InsufficientStorage         507  the data directory (or database) is full
     ├── ConfigError                     422  refused configuration (file, key, cause)
     ├── MappingError                    422  a mapping cannot be applied to this message
     └── SchemaRegistryError                  schema set cannot be loaded
@@ -256,6 +258,22 @@ class Unavailable(GatewayError):
     slug = "unavailable"
     title = "Temporarily unavailable, retry later"
     exit_code = 5
+
+
+class StoreFileLost(Unavailable):
+    """The SQLite file at the configured path is no longer the one this process has open
+    (deleted or replaced while running): nothing written now would survive a restart."""
+
+    slug = "store-file-lost"
+    title = "Store file lost, retry later"
+
+
+class InsufficientStorage(Unavailable):
+    """No space left for the submission (blob files or database); the sender retries."""
+
+    status = 507
+    slug = "insufficient-storage"
+    title = "Insufficient storage, retry later"
 
 
 class ConfigError(GatewayError):

@@ -23,6 +23,7 @@ from gateway.settings import Settings
 from gateway.shipped import copy_example_config
 from gateway.store.blobs import BlobStore, private_dir
 from gateway.store.database import Database
+from gateway.store.disk import below_floor
 from gateway.store.migrate import migrate
 from gateway.store.states import WorkState
 from gateway.store.store import Store
@@ -107,6 +108,13 @@ class Runtime:
     @property
     def config(self) -> GatewayConfig:
         return self.acceptor.config
+
+    def storage_below_floor(self) -> str | None:
+        """Why the data directory (or the SQLite file's) is too full to stay ready, or None."""
+        paths = [self.blobs.root]
+        if self.db.path is not None and self.db.path.parent != self.blobs.root.parent:
+            paths.append(self.db.path.parent)
+        return below_floor(paths, self.settings.min_free_bytes, self.settings.min_free_percent)
 
     @classmethod
     async def start(
@@ -213,6 +221,8 @@ class Runtime:
                 lambda: runtime.config,
                 concurrency=settings.worker_concurrency,
                 poll_seconds=settings.poll_seconds,
+                # Only the embedded queue's leases expire; RabbitMQ's last with the channel.
+                lease_seconds=settings.lease_seconds if isinstance(broker, EmbeddedQueue) else None,
             )
             runtime._worker_task = asyncio.create_task(runtime.worker.run())
             if settings.retention_interval_seconds > 0:

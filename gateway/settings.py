@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     """Failed authentications one client address may have per minute before it gets 429."""
     max_xml_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a request's line and headers (slow clients are cut)."""
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    body_timeout: float = Field(default=20.0, gt=0)
+    body_min_rate: int = Field(default=500, gt=0)
+    """A request body must arrive within ``body_timeout`` seconds plus one second for every
+    ``body_min_rate`` bytes received (Apache mod_reqtimeout's ``body=20,MinRate=500``)."""
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    """Seconds an idle kept-alive connection stays open (uvicorn's ``timeout_keep_alive``)."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Above this many open connections a request gets 503 and its connection is closed."""
     zip_max_entries: int = Field(default=1000, ge=1)
     """Entries a ZIP submission may hold (``application/zip``)."""
     zip_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
@@ -59,6 +70,11 @@ class Settings(BaseSettings):
     by default: looking for configured providers on every request cost ~5 % of the loop."""
     intake_timeout: float = Field(default=30.0, gt=0)
     """How long one message may take to validate before its process is restarted (503)."""
+    min_free_bytes: int = Field(default=1024**3, ge=0)
+    min_free_percent: float = Field(default=5.0, ge=0, le=100)
+    """``/readyz`` reports not ready while the file system of the data directory (or of the
+    SQLite file) has less free space than either floor: take the instance out of rotation
+    before a full disk refuses submissions (507)."""
 
     startup_wait: float = Field(default=60.0, ge=0)
     """How long a starting process retries PostgreSQL or RabbitMQ while down before it
@@ -75,7 +91,10 @@ class Settings(BaseSettings):
     times; with many ``api`` processes set it false in all but one or two."""
 
     worker_concurrency: int = Field(default=16, ge=1)
-    lease_seconds: float = Field(default=300.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """Embedded queue: how long a claimed item stays a worker's without a renewal. The
+    worker renews its items every third of it while their deliveries run, so a killed
+    worker's items are claimable again after at most this long."""
     poll_seconds: float = Field(default=1.0, gt=0)
 
     # Scaled mode (broker=rabbitmq, database_url=postgresql+asyncpg://…)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from gateway.admin.preview import preview
@@ -23,8 +24,11 @@ from gateway.api.auth import admin_of, runtime_of, sender_of
 from gateway.api.body import BodyLimit
 from gateway.api.limits import AuthFailureThrottle, SenderLimits
 from gateway.api.problems import (
+    client_gone_handler,
     gateway_error_handler,
     http_error_handler,
+    internal_error_handler,
+    os_error_handler,
     problem,
     validation_error_handler,
 )
@@ -90,6 +94,9 @@ def create_app(
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(OSError, os_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_gone_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(AuthFailureThrottle, per_minute=settings.auth_failures_per_minute)
     app.state.sender_limits = SenderLimits()
@@ -143,6 +150,9 @@ def create_app(
             await runtime.broker.ping()
         except GatewayError as exc:
             return problem(503, "Not ready", exc.detail)
+        full = runtime.storage_below_floor()
+        if full is not None:
+            return problem(503, "Not ready", full)
         # Sources report, they do not decide readiness: FIT-Connect being unreachable does
         # not stop this process from accepting (the worker delivers, the API takes posts).
         return JSONResponse(

@@ -102,21 +102,38 @@ def _run_server(
     *,
     run_worker: bool,
 ) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
     from gateway.api.app import create_app
+    from gateway.api.connections import ConnectionLimits, guarded_protocol
 
     settings = settings_for(config)
     settings.host = host or settings.host
     settings.port = port or settings.port
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout=settings.body_timeout,
+        body_min_rate=settings.body_min_rate,
+        max_connections=settings.max_connections,
+    )
     settings.tls_certfile = tls[0] or settings.tls_certfile
     settings.tls_keyfile = tls[1] or settings.tls_keyfile
     settings.tls_client_ca = tls[2] or settings.tls_client_ca
     settings.sources = settings.sources if sources is None else sources
+    options = {**UVICORN_OPTIONS, **transport_options(settings)}
+    base = options["http"]
+    # httptools with read timeouts and a connection cap (slow clients), on top of the
+    # TLS protocol when TLS is on.
+    protocol = base if isinstance(base, type) else HttpToolsProtocol
+    options["http"] = guarded_protocol(limits, protocol)
+    options["timeout_keep_alive"] = settings.keep_alive_timeout
     try:
         uvicorn.run(
             create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
             host=settings.host,
             port=settings.port,
-            **{**UVICORN_OPTIONS, **transport_options(settings)},
+            **options,
         )
     except GatewayError as exc:
         raise fail(exc) from None
