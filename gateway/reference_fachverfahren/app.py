@@ -206,10 +206,18 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
             {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
 
-    async def fault_response(soap: bool) -> Response | None:
+    async def fault_response(request: Request, soap: bool) -> Response | None:
+        """The fault for this request; call it after the body was read (a "slow" request
+        watches for the client giving up, which reads from the request stream)."""
         mode = faults.take()
         if mode == "slow":
-            await asyncio.sleep(faults.slow_seconds)
+            deadline = time.monotonic() + faults.slow_seconds
+            while time.monotonic() < deadline:
+                if await request.is_disconnected():
+                    # The client gave up (timeout, cancelled): nothing to store, and no
+                    # case appears long after the client has moved on (e.g. in a later test).
+                    return Response(status_code=499)
+                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
             return None
         if mode == "429":
             headers = {"Retry-After": str(faults.retry_after_seconds)}
@@ -229,11 +237,12 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
         principal = authenticate(request)
         if principal is False:
             return refused()
-        failure = await fault_response(soap=False)
+        raw = await request.body()
+        failure = await fault_response(request, soap=False)
         if failure is not None:
             return failure
         content_type = request.headers.get("content-type", "application/octet-stream")
-        body = (await request.body()).decode("utf-8", errors="replace")
+        body = raw.decode("utf-8", errors="replace")
         if content_type.startswith("application/json"):
             try:
                 json.loads(body)
@@ -314,10 +323,10 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
         principal = authenticate(request)
         if principal is False:
             return refused()
-        failure = await fault_response(soap=True)
+        body = await request.body()
+        failure = await fault_response(request, soap=True)
         if failure is not None:
             return failure
-        body = await request.body()
         try:
             call = _create_case_call(body)
         except ValueError as exc:
