@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
 
-CAUGHT_BY = "test_connections_are_released"
+CAUGHT_BY = "test_delivers_with_receipt"
 
 
 class Mutant(AktenablageAdapter):

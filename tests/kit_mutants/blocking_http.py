@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
-
-from gateway.sdk import Delivery, Receipt, TransientDeliveryError
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
 
-CAUGHT_BY = "test_hung_target_times_out_and_is_retried"
+from gateway.sdk import Delivery, Receipt, TransientDeliveryError
+
+CAUGHT_BY = "test_cancelled_delivery_ends_cancelled"
 
 
 class Mutant(AktenablageAdapter):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from gateway.sdk import Delivery, Receipt
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
+
+from gateway.sdk import Delivery, Receipt
 
 CAUGHT_BY = "test_delivers_with_receipt"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.sdk import Delivery, Receipt, TransientDeliveryError
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
+
+from gateway.sdk import Delivery, Receipt, TransientDeliveryError
 
 CAUGHT_BY = "test_cancelled_delivery_ends_cancelled"
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
-
-from gateway.sdk import Delivery, Receipt, TransientDeliveryError
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
 
-CAUGHT_BY = "test_connections_are_released"
+from gateway.sdk import Delivery, Receipt, TransientDeliveryError
+
+CAUGHT_BY = "test_delivers_with_receipt"
 
 
 class Mutant(AktenablageAdapter):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.sdk import Delivery
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
+
+from gateway.sdk import Delivery
 
 CAUGHT_BY = "test_same_delivery_id_twice_is_one_case"
 

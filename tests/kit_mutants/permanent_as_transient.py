@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
-
-from gateway.sdk import Receipt, TransientDeliveryError
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
 
-CAUGHT_BY = "test_permanent_failure_is_dead_lettered"
+from gateway.sdk import Receipt, TransientDeliveryError
+
+CAUGHT_BY = "test_retry_hint_is_honoured"
 
 
 class Mutant(AktenablageAdapter):

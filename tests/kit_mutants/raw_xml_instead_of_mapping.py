@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.sdk import Delivery
 from xoev_gateway_adapter_example.adapter import AktenablageAdapter
+
+from gateway.sdk import Delivery
 
 CAUGHT_BY = "test_mapped_payload_is_delivered"
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from xoev_gateway_adapter_example.adapter import AktenablageAdapter
 
 from gateway.sdk import Receipt
-from xoev_gateway_adapter_example.adapter import AktenablageAdapter
 
 CAUGHT_BY = "test_delivers_with_receipt"
 
