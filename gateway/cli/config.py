@@ -30,13 +30,30 @@ def register(app: typer.Typer) -> None:
 @config_app.command("check")
 def config_check(config: ConfigDir = None) -> None:
     """Load the configuration and report the first problem with file, line and key."""
+    from gateway.admin.casebook import CASES_DIR, stale_cases
+    from gateway.errors import ConfigError
     from gateway.routing.config import load_config
 
     settings = settings_for(config)
     try:
         cfg = load_config(settings.config_source)
+        stale = []
+        if (settings.config_source / CASES_DIR).is_dir():
+            # Mapping tests are part of the configuration: one that a route change left
+            # behind would fail `config test` while `check` said ok.
+            _, registry, directory = load_all(settings)
+            stale = stale_cases(settings.config_source, registry, directory, cfg)
     except GatewayError as exc:
         raise fail(exc) from None
+    for r in stale:
+        typer.echo(f"{r.case.parent.name}/{r.case.name} -> {r.destination or '-'}: {r.message}")
+    if stale:
+        raise fail(
+            ConfigError(
+                f"{len(stale)} mapping test(s) in {settings.config_source / CASES_DIR} no "
+                "longer match a route (fix them, or `config test --update`)"
+            )
+        )
     typer.echo(
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
         f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes"
