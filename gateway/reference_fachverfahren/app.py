@@ -8,7 +8,9 @@ It is the real target of the adapter tests, the demo and the benchmarks:
   ``GET /soap?wsdl``), idempotent by its ``requestId``;
 - ``GET /cases`` lists what it received; ``GET /admin/state`` counts cases and tokens;
 - ``POST /admin/fail {"mode": "none|5xx|429|slow|4xx", "count": n}`` makes the next ``n``
-  requests (all of them without ``count``) fail that way, for fault tests;
+  requests (all of them without ``count``) fail that way, for fault tests (``slow``
+  answers after ``slow_seconds``; a request its client gives up on meanwhile creates no
+  case, so it cannot turn up later, e.g. in the next test);
 - optional auth (Basic, static Bearer tokens, OAuth2 client credentials at
   ``POST /oauth/token``) and mutual TLS via the server's TLS options.
 
