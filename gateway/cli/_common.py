@@ -92,3 +92,10 @@ def existing_store(settings: Settings, config: Path | None) -> Settings:
             f"{hint}.env or the default ./var); nothing was created"
         )
     return settings
+
+
+def echo_header(rows: list[tuple[str, str]], indent: str = "  ") -> None:
+    """A schema set's header fields and their XPaths, aligned."""
+    width = max(len(name) for name, _ in rows)
+    for name, xpath in rows:
+        typer.echo(f"{indent}{name:<{width}}  {xpath}")

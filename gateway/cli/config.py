@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.cli._common import ConfigDir, SchemaDirs, fail, load_all, settings_for
+from gateway.cli._common import ConfigDir, SchemaDirs, echo_header, fail, load_all, settings_for
 from gateway.errors import GatewayError
 from gateway.routing.yaml_lines import lines_of
 
@@ -28,15 +28,19 @@ def register(app: typer.Typer) -> None:
 
 
 @config_app.command("check")
-def config_check(config: ConfigDir = None) -> None:
-    """Load the configuration and report the first problem with file, line and key."""
+def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
+    """Load the configuration and report the first problem with file, line and key, and
+    mapping tests that no longer match a route; then how each schema set's header is read."""
     from gateway.admin.casebook import CASES_DIR, stale_cases
     from gateway.errors import ConfigError
+    from gateway.intake.registry import header_reader, read_catalogs
     from gateway.routing.config import load_config
 
-    settings = settings_for(config)
+    settings = settings_for(config, schemas)
     try:
         cfg = load_config(settings.config_source)
+        entries, _urls = read_catalogs(settings.all_schema_dirs)
+        readers = [(entry.id, header_reader(entry)) for _directory, entry in entries]
         stale = []
         if (settings.config_source / CASES_DIR).is_dir():
             # Mapping tests are part of the configuration: one that a route change left
@@ -58,6 +62,9 @@ def config_check(config: ConfigDir = None) -> None:
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
         f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes"
     )
+    for schema_set, reader in readers:
+        typer.echo(f"schema set {schema_set}: header {reader.name}")
+        echo_header(reader.describe())
 
 
 @config_app.command("explain")

@@ -5,6 +5,7 @@ sections; names must be unique across files::
 
     senders:            # who may submit; tokens are stored as SHA-256, never in clear
       efa-hundesteuer: {token_sha256: "<hex>", role: sender}
+      efa-fundsachen: {token_sha256: "<hex>", default_recipient: "ags:08111000"}
     recipients:         # other DVDV kennungen resolved to a municipality (AGS)
       "psw:01234567": "08116049"
     destinations:       # where deliveries go: an adapter and its validated settings
@@ -50,6 +51,8 @@ class SenderConfig(BaseModel):
 
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     role: Literal["sender", "admin"] = "sender"
+    default_recipient: str | None = Field(default=None, pattern=r"^[^:\s]+:\S+$")
+    """A kennung (``ags:…``) for this sender's messages that name no recipient."""
 
 
 class DestinationConfig(BaseModel):
@@ -122,6 +125,11 @@ class GatewayConfig:
             cfg.token_sha256: Sender(name=name, role=cfg.role) for name, (_, cfg) in senders.items()
         }
         self.sender_names = sorted(senders)
+        self.default_recipients = {
+            name: cfg.default_recipient
+            for name, (_, cfg) in senders.items()
+            if cfg.default_recipient is not None
+        }
         self.recipients = recipients
         self.destinations = destinations
         self.routes = routes
