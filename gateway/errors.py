@@ -32,7 +32,8 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   └── InsufficientStorage         507  the data directory (or database) is full
     ├── ConfigError                     422  refused configuration (file, key, cause)
     ├── MappingError                    422  a mapping cannot be applied to this message
-    └── SchemaRegistryError                  schema set cannot be loaded
+    ├── SchemaRegistryError                  schema set cannot be loaded
+    └── StoreNotFound                        a command that only reads found no database
 """
 
 from __future__ import annotations
@@ -296,3 +297,13 @@ class SchemaRegistryError(GatewayError):
     slug = "schema-registry"
     title = "Schema registry error"
     exit_code = 7
+
+
+class StoreNotFound(GatewayError):
+    """A command that reads the store found no database where the settings point: it
+    never creates one (an empty new database would look like "nothing dead")."""
+
+    status = 404
+    slug = "store-not-found"
+    title = "No gateway database"
+    exit_code = 9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -33,9 +34,23 @@ def fail(exc: GatewayError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+SETTINGS_FILE = "gateway.env"
+"""Settings beside the configuration (``XOEV_GATEWAY_*=...`` lines, like ``.env``): every
+command given ``--config DIR`` reads ``DIR/gateway.env``, so that ``dead-letters list
+--config DIR`` run from anywhere finds the store that ``serve --config DIR`` writes.
+The environment overrides the file; a relative ``data_dir`` in it is taken relative to DIR."""
+
+
 def settings_for(config: Path | None = None, schemas: list[Path] | None = None) -> Settings:
     settings = Settings()
     if config is not None:
+        beside = config / SETTINGS_FILE
+        if beside.is_file():
+            settings = Settings(_env_file=(".env", beside))
+            if not settings.data_dir.is_absolute() and "XOEV_GATEWAY_DATA_DIR" not in os.environ:
+                from_file = Settings(_env_file=beside)
+                if from_file.data_dir != Settings.model_fields["data_dir"].default:
+                    settings.data_dir = (config / settings.data_dir).resolve()
         settings.config_dir = config
     if schemas:
         settings.schema_dirs = [*settings.schema_dirs, *schemas]
@@ -61,6 +76,22 @@ def load_all(settings: Settings) -> tuple[GatewayConfig, SchemaRegistry, Municip
         SchemaRegistry.load(settings.all_schema_dirs),
         MunicipalityDirectory.load(settings.municipality_list),
     )
+
+
+def existing_store(settings: Settings, config: Path | None) -> Settings:
+    """``settings`` if its store exists; a command that only reads never creates one."""
+    from gateway.errors import StoreNotFound
+
+    if settings.database_url:  # a server database: its own errors speak for it
+        return settings
+    path = (settings.data_dir / "gateway.db").resolve()
+    if not path.is_file():
+        hint = f"{config / SETTINGS_FILE}, " if config is not None else ""
+        raise StoreNotFound(
+            f"no gateway database at {path} (data_dir from XOEV_GATEWAY_DATA_DIR, "
+            f"{hint}.env or the default ./var); nothing was created"
+        )
+    return settings
 
 
 def echo_header(rows: list[tuple[str, str]], indent: str = "  ") -> None:

@@ -29,8 +29,10 @@ def register(app: typer.Typer) -> None:
 
 @config_app.command("check")
 def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
-    """Load the configuration and report the first problem with file, line and key; then
-    how each schema set's header is read."""
+    """Load the configuration and report the first problem with file, line and key, and
+    mapping tests that no longer match a route; then how each schema set's header is read."""
+    from gateway.admin.casebook import CASES_DIR, stale_cases
+    from gateway.errors import ConfigError
     from gateway.intake.registry import header_reader, read_catalogs
     from gateway.routing.config import load_config
 
@@ -45,8 +47,23 @@ def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
             fit_connect = f", {len(fit.destinations) if fit else 0} FIT-Connect destinations"
         entries, _urls = read_catalogs(settings.all_schema_dirs)
         readers = [(entry.id, header_reader(entry)) for _directory, entry in entries]
+        stale = []
+        if (settings.config_source / CASES_DIR).is_dir():
+            # Mapping tests are part of the configuration: one that a route change left
+            # behind would fail `config test` while `check` said ok.
+            _, registry, directory = load_all(settings)
+            stale = stale_cases(settings.config_source, registry, directory, cfg)
     except GatewayError as exc:
         raise fail(exc) from None
+    for r in stale:
+        typer.echo(f"{r.case.parent.name}/{r.case.name} -> {r.destination or '-'}: {r.message}")
+    if stale:
+        raise fail(
+            ConfigError(
+                f"{len(stale)} mapping test(s) in {settings.config_source / CASES_DIR} no "
+                "longer match a route (fix them, or `config test --update`)"
+            )
+        )
     typer.echo(
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
         f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes{fit_connect}"

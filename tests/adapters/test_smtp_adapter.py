@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 
-from gateway.testing.adapter_contract import AdapterContract, FaultMode, WorkerHarness
+from gateway.testing.adapter_contract import (
+    AdapterContract,
+    FaultMode,
+    TargetCase,
+    WorkerHarness,
+)
 from tests.support.certs import Pki, make_pki
 from tests.support.faults import set_fault
 from tests.support.gateway_process import free_port
@@ -66,10 +71,27 @@ class MailboxTarget:
             for p in sorted((self.directory / "mailbox").glob("*.eml"))
         ]
 
+    def secrets(self) -> Mapping[str, str]:
+        return {"SMTP_TEST_PASSWORD": PASSWORD}
+
     async def count_cases(self) -> int:
         return len(self.mails())
 
+    async def cases(self) -> list[TargetCase]:
+        return [
+            TargetCase(
+                content=mail.as_string(),
+                attachments={
+                    str(part.get_filename()): part.get_payload(decode=True)
+                    for part in mail.iter_attachments()
+                },
+            )
+            for mail in self.mails()
+        ]
+
     async def fail(self, mode: FaultMode, count: int) -> None:
+        if mode == "throttle":
+            raise NotImplementedError  # SMTP has no retry hint
         set_fault(self.directory / "fault", mode, count)
 
 
@@ -87,6 +109,7 @@ def target(
 
 class TestSmtpAdapterContract(AdapterContract):
     adapter = "smtp"
+    mapping = None  # the mail carries the XML as received
 
     def check_receipt(self, receipt: Any) -> None:
         assert receipt.reference.endswith("@stuttgart.example>")

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from gateway.reference_fachverfahren import WSDL_FILE
-from gateway.testing.adapter_contract import AdapterContract, FaultMode, WorkerHarness
+from gateway.testing.adapter_contract import (
+    AdapterContract,
+    FaultMode,
+    TargetCase,
+    WorkerHarness,
+)
 from tests.support.servers import ReferenceFachverfahren, reference_fachverfahren
 
 FAULTS = {"transient": "5xx", "permanent": "4xx", "hang": "slow"}
@@ -39,10 +44,18 @@ class SoapTarget:
             "parameters": PARAMETERS,
         }
 
+    def secrets(self) -> Mapping[str, str]:
+        return {}
+
     async def count_cases(self) -> int:
         return int(self.fv.state()["cases"])
 
+    async def cases(self) -> list[TargetCase]:
+        raise NotImplementedError  # attachments and mappings do not apply (see below)
+
     async def fail(self, mode: FaultMode, count: int) -> None:
+        if mode == "throttle":
+            raise NotImplementedError
         self.fv.fail(FAULTS[mode], count, slow_seconds=3)
 
 
@@ -54,6 +67,8 @@ def target(soap_fv: ReferenceFachverfahren) -> SoapTarget:
 
 class TestSoapAdapterContract(AdapterContract):
     adapter = "soap"
+    attachments = ()  # parameters come from the delivery's fields, not attachments
+    mapping = None  # ... nor from a mapping
 
     def check_receipt(self, receipt: Any) -> None:
         assert receipt.reference.startswith("AZ-")
