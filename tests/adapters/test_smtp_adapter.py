@@ -15,8 +15,7 @@ import pytest
 from gateway.testing.adapter_contract import AdapterContract, FaultMode, WorkerHarness
 from tests.support.certs import Pki, make_pki
 from tests.support.faults import set_fault
-from tests.support.gateway_process import free_port
-from tests.support.servers import ServerProcess, serve
+from tests.support.processes import ServerProcess, free_port, serve
 
 PASSWORD = "smtp-test-password"
 
