@@ -102,7 +102,8 @@ async def test_wrong_password_is_permanent(
     async with WorkerHarness(tmp_path / "gw", "sftp", target.settings()) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 1
-    assert "SSH refused" in outcome.problem and "wrong" not in outcome.problem
+    problem = outcome.problem or ""
+    assert "SSH refused" in problem and "wrong" not in problem
 
 
 async def test_unknown_host_key_is_permanent(tmp_path: Path, target: SftpTarget) -> None:
@@ -120,4 +121,4 @@ async def test_unreachable_server_is_transient(tmp_path: Path, target: SftpTarge
     async with WorkerHarness(tmp_path / "gw", "sftp", settings, max_attempts=2) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 2
-    assert "connection failed" in outcome.problem
+    assert "connection failed" in (outcome.problem or "")

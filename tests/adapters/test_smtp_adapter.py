@@ -61,7 +61,7 @@ class MailboxTarget:
 
     def mails(self) -> list[EmailMessage]:
         return [
-            email.message_from_bytes(p.read_bytes(), policy=default)  # type: ignore[misc]
+            email.message_from_bytes(p.read_bytes(), policy=default)
             for p in sorted((self.directory / "mailbox").glob("*.eml"))
         ]
 
@@ -118,7 +118,7 @@ async def test_wrong_password_is_permanent(
     async with WorkerHarness(tmp_path / "gw", "smtp", target.settings()) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 1
-    assert "SMTP 535" in outcome.problem
+    assert "SMTP 535" in (outcome.problem or "")
 
 
 async def test_implicit_tls(tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
