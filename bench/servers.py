@@ -9,22 +9,26 @@ benchmark code.
 from __future__ import annotations
 
 import shutil
-from contextlib import AbstractContextManager
 from pathlib import Path
 
-from tests.support.processes import REPO, ServerProcess, free_port, healthy, serve
+from tests.support.processes import REPO, ServerProcess, free_port, healthy
 
 
-def http_server(
-    name: str, args: list[str], workdir: Path, env: dict[str, str]
-) -> AbstractContextManager[ServerProcess]:
-    """``python -m <args> --host 127.0.0.1 --port <free>``, ready when ``/healthz`` answers."""
+def http_server(name: str, args: list[str], workdir: Path, env: dict[str, str]) -> ServerProcess:
+    """``python -m <args> --host 127.0.0.1 --port <free>``, returned once ``/healthz``
+    answers; stop it, or use it as a context manager."""
     port = free_port()
     argv = ["-m", *args, "--host", "127.0.0.1", "--port", str(port)]
-    return serve(argv, port, workdir / f"{name}.log", env, ready=healthy, timeout=60)
+    server = ServerProcess(argv, port, workdir / f"{name}.log", env, ready=healthy)
+    try:
+        server.wait_ready(timeout=60)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
-def bare(workdir: Path) -> AbstractContextManager[ServerProcess]:
+def bare(workdir: Path) -> ServerProcess:
     return http_server("bare", ["bench.bare"], workdir, {})
 
 
@@ -36,9 +40,7 @@ def gateway_config(workdir: Path) -> Path:
     return target
 
 
-def embedded(
-    workdir: Path, name: str = "embedded", **env: str
-) -> AbstractContextManager[ServerProcess]:
+def embedded(workdir: Path, name: str = "embedded", **env: str) -> ServerProcess:
     data = workdir / f"{name}-data"
     shutil.rmtree(data, ignore_errors=True)
     settings = {

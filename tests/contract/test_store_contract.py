@@ -174,7 +174,7 @@ async def test_a_value_the_store_cannot_hold_is_refused_naming_the_field(
 ) -> None:
     bad = replace(new_submission(), **change)  # type: ignore[arg-type]
     with pytest.raises(UnacceptableField) as refused:
-        await store.accept(bad, "ready")
+        await store.accept(bad, WorkState.READY)
     assert refused.value.field == field
     with pytest.raises(NotFound):
         await store.submission(bad.id)
@@ -211,7 +211,7 @@ async def test_a_row_the_database_refuses_fails_only_itself_not_its_batch(store:
     poison = [replace(new_submission(), author="poison") for _ in range(3)]
     mixed = [*honest[:10], poison[0], *honest[10:20], poison[1], *honest[20:], poison[2]]
     outcomes = await asyncio.gather(
-        *(store.accept(n, "ready") for n in mixed), return_exceptions=True
+        *(store.accept(n, WorkState.READY) for n in mixed), return_exceptions=True
     )
     by_id = dict(zip([n.id for n in mixed], outcomes, strict=True))
     assert [by_id[n.id] for n in honest] == [(n.id, True) for n in honest]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,10 +44,10 @@ def accepts_connections(server: ServerProcess) -> bool:
     return port_open(server.port)
 
 
-def healthy(server: ServerProcess) -> bool:
-    """``GET /healthz`` answers 200."""
+def healthy(server: ServerProcess, verify: ssl.SSLContext | bool = True) -> bool:
+    """``GET /healthz`` answers 200 (``verify``: how to check the certificate over TLS)."""
     try:
-        return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+        return httpx.get(f"{server.url}/healthz", timeout=1, verify=verify).status_code == 200
     except httpx.TransportError:
         return False
 
