@@ -32,6 +32,7 @@ from gateway.testing.fitconnect import (
     send,
     start_in_thread,
 )
+from tests.support.processes import ServerProcess
 
 SAMPLE = REPO / "schemas" / "samples" / "hundesteuer" / "valid" / "anmeldung-muenchen.xml"
 NEW_SUBMISSIONS = "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-submissions"
@@ -42,7 +43,7 @@ SENDERS = 8
 class Intake:
     count: int
     seconds: float
-    server: servers.Server
+    server: ServerProcess
 
     @property
     def rate(self) -> float:
@@ -86,7 +87,7 @@ def run(workdir: Path, count: int) -> Intake:
         "    callback_secret_env: BENCH_FIT_CALLBACK_SECRET\n"
         "    poll_interval: 3600\n"  # only the callback below starts the work
     )
-    gateway = servers.Server(
+    gateway = servers.http_server(
         "fitconnect",
         ["gateway", "serve"],
         workdir,
@@ -140,7 +141,7 @@ def run(workdir: Path, count: int) -> Intake:
     return Intake(count, elapsed, gateway)
 
 
-def _wait_first_round(gateway: servers.Server, destination_id: str) -> None:
+def _wait_first_round(gateway: ServerProcess, destination_id: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         state = httpx.get(f"{gateway.url}/readyz").json()["sources"]["fit-connect"]

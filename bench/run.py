@@ -32,6 +32,7 @@ import yaml
 from bench import inprocess, servers
 from bench.upload import upload
 from bench.workload import REPO
+from tests.support.processes import ServerProcess, free_port, port_open, serve
 
 SCALED_MODULE = "gateway.broker.rabbitmq"
 REFERENCE_MODULE = "gateway.reference_fachverfahren"
@@ -89,7 +90,7 @@ def scaled_unavailable() -> str | None:
     if importlib.util.find_spec(SCALED_MODULE) is None:
         return f"scaled mode not available in this build ({SCALED_MODULE} missing)"
     for port, name in ((5672, "RabbitMQ"), (5432, "PostgreSQL")):
-        if not servers.port_open(port):
+        if not port_open(port):
             return f"{name} not reachable on 127.0.0.1:{port} (scripts/services.sh starts it)"
     if shutil.which("rabbitmqctl") is None:
         return "rabbitmqctl not found (the benchmark gives each run a vhost of its own)"
@@ -97,7 +98,7 @@ def scaled_unavailable() -> str | None:
 
 
 @contextmanager
-def scaled(workdir: Path) -> Iterator[servers.Server]:
+def scaled(workdir: Path) -> Iterator[ServerProcess]:
     """One ``api`` and one ``worker`` process on a fresh PostgreSQL database and vhost."""
     import asyncpg
 
@@ -123,20 +124,13 @@ def scaled(workdir: Path) -> Iterator[servers.Server]:
         "XOEV_GATEWAY_AMQP_URL": f"{AMQP_URL}{name}",
         "XOEV_GATEWAY_RABBITMQ_PREFIX": name,
     }
-    api = servers.Server("scaled-api", ["gateway", "api"], workdir, env)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "worker"],
-        env=dict(os.environ, PYTHONPATH=str(REPO), **env),
-        cwd=REPO,
-        stdout=(workdir / "scaled-worker.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
     try:
-        yield api
+        with (
+            servers.http_server("scaled-api", ["gateway", "api"], workdir, env) as api,
+            ServerProcess(["-m", "gateway", "worker"], None, workdir / "scaled-worker.log", env),
+        ):
+            yield api
     finally:
-        api.stop()
-        worker.terminate()
-        worker.wait(timeout=30)
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         rabbitmqctl("delete_vhost", name)
 
@@ -302,17 +296,12 @@ def delivery(args: argparse.Namespace, workdir: Path) -> list[Row]:
     if reason:
         rows.append(na("4 delivery rate, reference Fachverfahren", reason))
         return rows
-    port = servers.free_port()
-    ref = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "reference-fachverfahren", "--port", str(port)],
-        cwd=REPO,
-        stdout=(workdir / "fachverfahren.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not servers.port_open(port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    port = free_port()
+    with serve(
+        ["-m", "gateway", "reference-fachverfahren", "--port", str(port)],
+        port,
+        workdir / "fachverfahren.log",
+    ):
         http = asyncio.run(
             inprocess.delivery(
                 workdir / "http",
@@ -321,9 +310,6 @@ def delivery(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 adjust=lambda d: _http_config(d, f"http://127.0.0.1:{port}/cases"),
             )
         )
-    finally:
-        ref.terminate()
-        ref.wait(timeout=30)
     rows.append(
         Row(
             "4 delivery rate, reference Fachverfahren (HTTP)",
@@ -336,7 +322,7 @@ def delivery(args: argparse.Namespace, workdir: Path) -> list[Row]:
 
 
 def memory(args: argparse.Namespace, workdir: Path) -> list[Row]:
-    def growth(server: servers.Server) -> tuple[float, int]:
+    def growth(server: ServerProcess) -> tuple[float, int]:
         before = server.status_kib("VmRSS")
         if not server.reset_peak_rss():
             before = server.status_kib("VmHWM")

@@ -16,8 +16,7 @@ from gateway.testing.adapter_contract import (
     WorkerHarness,
 )
 from tests.support.faults import set_fault
-from tests.support.gateway_process import free_port
-from tests.support.servers import ServerProcess, serve
+from tests.support.processes import ServerProcess, free_port, serve
 
 PASSWORD = "sftp-test-password"
 
@@ -117,7 +116,8 @@ async def test_wrong_password_is_permanent(
     async with WorkerHarness(tmp_path / "gw", "sftp", target.settings()) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 1
-    assert "SSH refused" in outcome.problem and "wrong" not in outcome.problem
+    problem = outcome.problem or ""
+    assert "SSH refused" in problem and "wrong" not in problem
 
 
 async def test_unknown_host_key_is_permanent(tmp_path: Path, target: SftpTarget) -> None:
@@ -135,4 +135,4 @@ async def test_unreachable_server_is_transient(tmp_path: Path, target: SftpTarge
     async with WorkerHarness(tmp_path / "gw", "sftp", settings, max_attempts=2) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 2
-    assert "connection failed" in outcome.problem
+    assert "connection failed" in (outcome.problem or "")

@@ -20,8 +20,7 @@ from gateway.testing.adapter_contract import (
 )
 from tests.support.certs import Pki, make_pki
 from tests.support.faults import set_fault
-from tests.support.gateway_process import free_port
-from tests.support.servers import ServerProcess, serve
+from tests.support.processes import ServerProcess, free_port, serve
 
 PASSWORD = "smtp-test-password"
 
@@ -67,7 +66,7 @@ class MailboxTarget:
 
     def mails(self) -> list[EmailMessage]:
         return [
-            email.message_from_bytes(p.read_bytes(), policy=default)  # type: ignore[misc]
+            email.message_from_bytes(p.read_bytes(), policy=default)
             for p in sorted((self.directory / "mailbox").glob("*.eml"))
         ]
 
@@ -142,7 +141,7 @@ async def test_wrong_password_is_permanent(
     async with WorkerHarness(tmp_path / "gw", "smtp", target.settings()) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 1
-    assert "SMTP 535" in outcome.problem
+    assert "SMTP 535" in (outcome.problem or "")
 
 
 async def test_implicit_tls(tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:

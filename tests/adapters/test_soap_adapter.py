@@ -97,7 +97,7 @@ async def test_unknown_operation_is_permanent(tmp_path: Path, target: SoapTarget
     settings = {**target.settings(), "operation": "DeleteEverything"}
     async with WorkerHarness(tmp_path / "gw", "soap", settings) as h:
         outcome = await h.settled(await h.submit())
-    assert outcome.state == "dead" and "no operation DeleteEverything" in outcome.problem
+    assert outcome.state == "dead" and "no operation DeleteEverything" in (outcome.problem or "")
 
 
 def test_unknown_parameter_source_is_a_config_error() -> None:
