@@ -1,6 +1,8 @@
 """File drop: writes each delivery into a directory that the Fachverfahren imports from.
 
-Per delivery it writes ``<delivery_id>.xml``, ``<delivery_id>.json`` (metadata) and the
+Per delivery it writes ``<delivery_id>.xml``, the mapped document when the route maps
+fields (as rendered in the mapping's format, named by ``mapped_name``, default
+``<delivery_id>.mapped.<json|xml|txt>``), ``<delivery_id>.json`` (metadata) and the
 attachments under ``<delivery_id>.attachments/``. Every file goes to a temp name first and
 is renamed into place after fsync, so the importer never sees half a file; the metadata
 file is written last and marks the delivery complete. Names come from the stable delivery
@@ -19,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO
 
+from adapters._mapped import DEFAULT_PATTERN, NamePattern, mapped_file
 from gateway.sdk import Adapter, AdapterSettings, Delivery, PermanentDeliveryError, Receipt
 
 # Its own threads: each delivery waits on two or three fsyncs, and on the default executor
@@ -29,6 +32,8 @@ _DISK = ThreadPoolExecutor(32, thread_name_prefix="filedrop")
 class FileDropSettings(AdapterSettings):
     directory: Path
     fsync: bool = True
+    mapped_name: NamePattern = DEFAULT_PATTERN
+    """File name of the mapped document; placeholders in ``adapters._mapped.FIELDS``."""
 
 
 class FileDropAdapter(Adapter[FileDropSettings]):
@@ -51,7 +56,10 @@ class FileDropAdapter(Adapter[FileDropSettings]):
                 with att.open() as src:
                     self._atomic(att_dir / safe_name(att.name), partial(_copy, src))
         self._atomic(directory / f"{stem}.xml", lambda f: f.write(delivery.xml))
-        body = metadata(delivery)
+        mapped = mapped_file(delivery, self.settings.mapped_name)
+        if mapped is not None:
+            self._atomic(directory / mapped[0], partial(_write_bytes, mapped[1]))
+        body = metadata(delivery, mapped[0] if mapped is not None else None)
         self._atomic(directory / f"{stem}.json", lambda f: f.write(body))
         if self.settings.fsync:
             _fsync_dir(directory)
@@ -67,7 +75,7 @@ class FileDropAdapter(Adapter[FileDropSettings]):
         os.replace(tmp, target)
 
 
-def metadata(delivery: Delivery) -> bytes:
+def metadata(delivery: Delivery, mapped_name: str | None = None) -> bytes:
     """The ``<delivery_id>.json`` that marks a delivery complete (shared with ``sftp``)."""
     meta = {
         "delivery_id": delivery.delivery_id,
@@ -77,6 +85,8 @@ def metadata(delivery: Delivery) -> bytes:
         "municipality": delivery.municipality,
         "sender": delivery.sender,
         "payload": dict(delivery.payload) if delivery.payload is not None else None,
+        "payload_format": delivery.payload_format,
+        "payload_file": mapped_name,
         "attachments": [
             {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
             for a in delivery.attachments
@@ -89,6 +99,10 @@ def safe_name(name: str) -> str:
     """An attachment's file name without directories or leading dots."""
     cleaned = Path(name).name.strip().lstrip(".")
     return cleaned or "attachment"
+
+
+def _write_bytes(content: bytes, dst: IO[bytes]) -> None:
+    dst.write(content)
 
 
 def _copy(src: IO[bytes], dst: IO[bytes]) -> None:
