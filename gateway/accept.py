@@ -159,6 +159,7 @@ class Acceptor:
                 )
                 if value
             },
+            validation=examined.report.to_json(),
         )
 
     def _recipient(self, incoming: Incoming, examined: Examined) -> tuple[str, str]:

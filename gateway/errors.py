@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.report import ValidationReport
+
 
 @dataclass(frozen=True)
 class ErrorDetail:
@@ -75,6 +77,12 @@ class IntakeError(GatewayError):
     slug = "intake"
     title = "Submission rejected"
     exit_code = 2
+    report: ValidationReport | None = None
+    """The validation report, when the rejection came from validating the message."""
+    code: str | None = None
+    """A machine-readable cause for the report (libxml2's error type name, ...)."""
+    line: int | None = None
+    column: int | None = None
 
 
 class UnsupportedMediaType(IntakeError):

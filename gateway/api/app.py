@@ -90,6 +90,19 @@ def create_app(
         if view.sender != sender.name and sender.role != "admin":
             # Same answer as for an unknown id: do not reveal other senders' submissions.
             raise NotFound(f"no submission {submission_id}")
+        events = [
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "delivery_id": e.delivery_id,
+                "detail": json.loads(e.detail) if e.detail else None,
+            }
+            for e in view.events
+        ]
+        # The validation report of the accepted message (warnings, sha256), from the event
+        # that recorded the acceptance; submissions from before reports have none.
+        accepted = next((e["detail"] for e in events if e["kind"] == "accepted"), None)
+        validation = accepted.pop("validation", None) if isinstance(accepted, dict) else None
         return {
             "id": view.id,
             "status": view.status,
@@ -104,15 +117,8 @@ def create_app(
             "config_version": view.config_version,
             "attachments": [a.__dict__ for a in view.attachments],
             "deliveries": [d.__dict__ for d in view.deliveries],
-            "events": [
-                {
-                    "at": e.at,
-                    "kind": e.kind,
-                    "delivery_id": e.delivery_id,
-                    "detail": json.loads(e.detail) if e.detail else None,
-                }
-                for e in view.events
-            ],
+            "validation": validation,
+            "events": events,
         }
 
     @app.get("/healthz")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import JsonValue
+
 from gateway.store.states import DeliveryState, SubmissionStatus
 
 
@@ -46,6 +48,8 @@ class NewSubmission:
     """Who named the recipient (``RecipientSource``)."""
     header_detail: dict[str, str] = field(default_factory=dict)
     """Header values recorded in the first event (a composed identity, creation time)."""
+    validation: dict[str, JsonValue] | None = None
+    """The validation report (``ValidationReport.to_json``), recorded in the first event."""
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ def test_validate_broken_xbau_copy_reports_xpath_and_line(
     line = text[:start].count("\n") + 1
     result = run("validate", "--schemas", str(xbau_catalog), str(broken))
     assert result.returncode == 2
+    assert f"{broken}: invalid: xsd failed: 1 schema violation against xbau-2.6" in result.stdout
     assert (
-        f"{broken}:{line}: /xbau:baugenehmigung.antrag.0200/nachrichtenkopf.g2g/identifikation.nachricht/erstellungszeitpunkt:"
+        f"{broken}:{line}:0: error [SCHEMAV_CVC_DATATYPE_VALID_1_2_1] /xbau:baugenehmigung.antrag.0200/nachrichtenkopf.g2g/identifikation.nachricht/erstellungszeitpunkt:"
         in result.stdout
     ), result.stdout
     assert "gestern" in result.stdout
@@ -56,7 +57,14 @@ def test_validate_reports_each_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "anmeldung-koeln.xml: valid hundesteuer-1.0" in result.stdout
-    assert "unknown-recipient.xml: unknown-recipient: recipient 'ags:99999999'" in result.stdout
+    assert (
+        "unknown-recipient.xml: valid against hundesteuer-1.0, but the header and recipient "
+        "check failed: unknown-recipient: recipient 'ags:99999999'" in result.stdout
+    )
+    # Schema only: the same file passes (no header or routing check).
+    only = run("validate", "--schema-only", str(samples / "invalid" / "unknown-recipient.xml"))
+    assert only.returncode == 0, only.stdout
+    assert "unknown-recipient.xml: valid hundesteuer-1.0 (schema only)" in only.stdout
 
 
 def test_config_check_names_the_problem_in_one_line(config_dir: Path) -> None:
@@ -75,5 +83,9 @@ def test_demo_accepts_rejects_and_delivers(tmp_path: Path) -> None:
     result = run("demo", "--workdir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "rejected" in result.stdout and "accepted" in result.stdout
-    delivered = sorted(p.parent.name for p in (tmp_path / "demo" / "out").glob("*/*.xml"))
+    delivered = sorted(
+        p.parent.name
+        for p in (tmp_path / "demo" / "out").glob("*/*.xml")
+        if ".mapped." not in p.name  # the mapped documents of XML mappings
+    )
     assert delivered.count("koeln-archiv") == 2 and "stuttgart-steueramt" in delivered
