@@ -8,6 +8,7 @@ import json
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -92,7 +93,7 @@ def create_app(
             raise NotFound(f"no submission {submission_id}")
         events = [
             {
-                "at": e.at,
+                "at": rfc3339(e.at),
                 "kind": e.kind,
                 "delivery_id": e.delivery_id,
                 "detail": json.loads(e.detail) if e.detail else None,
@@ -113,10 +114,12 @@ def create_app(
                 "municipality": view.municipality,
                 "source": view.recipient_source,
             },
-            "received_at": view.received_at,
+            "received_at": rfc3339(view.received_at),
             "config_version": view.config_version,
             "attachments": [a.__dict__ for a in view.attachments],
-            "deliveries": [d.__dict__ for d in view.deliveries],
+            "deliveries": [
+                {**d.__dict__, "updated_at": rfc3339(d.updated_at)} for d in view.deliveries
+            ],
             "validation": validation,
             "events": events,
         }
@@ -204,3 +207,8 @@ def create_app(
         return shown.to_json()
 
     return app
+
+
+def rfc3339(timestamp: float) -> str:
+    """A store timestamp (Unix seconds) as RFC 3339 in UTC, to the millisecond."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
