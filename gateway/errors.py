@@ -26,7 +26,8 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     ├── Unavailable                     503  durability cannot be guaranteed now
     ├── ConfigError                     422  refused configuration (file, key, cause)
     ├── MappingError                    422  a mapping cannot be applied to this message
-    └── SchemaRegistryError                  schema set cannot be loaded
+    ├── SchemaRegistryError                  schema set cannot be loaded
+    └── InvalidSettings                      an XOEV_GATEWAY_* variable is wrong (CLI exit 9)
 """
 
 from __future__ import annotations
@@ -232,3 +233,11 @@ class SchemaRegistryError(GatewayError):
     slug = "schema-registry"
     title = "Schema registry error"
     exit_code = 7
+
+
+class InvalidSettings(GatewayError):
+    """An environment setting cannot be read: one line naming the variable and the cause."""
+
+    slug = "settings"
+    title = "Invalid settings"
+    exit_code = 9

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidSettings
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,7 +36,10 @@ def fail(exc: GatewayError) -> typer.Exit:
 
 
 def settings_for(config: Path | None = None, schemas: list[Path] | None = None) -> Settings:
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except GatewayError as exc:
+        raise fail(exc) from None
     if config is not None:
         settings.config_dir = config
     if schemas:
@@ -68,3 +73,18 @@ def echo_header(rows: list[tuple[str, str]], indent: str = "  ") -> None:
     width = max(len(name) for name, _ in rows)
     for name, xpath in rows:
         typer.echo(f"{indent}{name:<{width}}  {xpath}")
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a wrong variable is one ``InvalidSettings`` line
+    naming it and the cause (never pydantic's multi-line dump)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        causes = []
+        for error in exc.errors():
+            field = "_".join(str(p) for p in error["loc"][:1]).upper()
+            causes.append(f"XOEV_GATEWAY_{field}: {error['msg']} (got {error['input']!r})")
+        raise InvalidSettings("; ".join(causes)) from None
+    except SettingsError as exc:
+        raise InvalidSettings(f"{exc} (a JSON value is expected)") from None
