@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gateway.cli._common import ConfigDir, SchemaDirs, echo_header, fail, load_all, settings_for
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.routing.yaml_lines import lines_of
 
 if TYPE_CHECKING:
@@ -29,18 +29,26 @@ def register(app: typer.Typer) -> None:
 
 @config_app.command("check")
 def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
-    """Load the configuration and report the first problem with file, line and key; then
-    how each schema set's header is read."""
-    from gateway.intake.registry import header_reader, read_catalogs
+    """Load the configuration and the schema catalogs, and report problems with file, line
+    and key: in the configuration itself, and message types or XPaths that no schema set
+    has; then how each schema set's header is read."""
+    from gateway.admin.consistency import check
+    from gateway.intake.registry import SchemaRegistry, header_reader, read_catalogs
     from gateway.routing.config import load_config
 
     settings = settings_for(config, schemas)
     try:
         cfg = load_config(settings.config_source)
+        registry = SchemaRegistry.load(settings.all_schema_dirs)
         entries, _urls = read_catalogs(settings.all_schema_dirs)
         readers = [(entry.id, header_reader(entry)) for _directory, entry in entries]
+        problems = check(settings.config_source, registry, settings.all_schema_dirs)
     except GatewayError as exc:
         raise fail(exc) from None
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(ConfigError.exit_code)
     typer.echo(
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
         f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes"

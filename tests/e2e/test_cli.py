@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,42 @@ def test_demo_accepts_rejects_and_delivers(tmp_path: Path) -> None:
         if ".mapped." not in p.name  # the mapped documents of XML mappings
     )
     assert delivered.count("koeln-archiv") == 2 and "stuttgart-steueramt" in delivered
+
+
+def test_config_check_refuses_unknown_message_types_and_fields(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "deploy" / "config", config)
+    (config / "zz-new.yaml").write_text(
+        "routes:\n"
+        '  - {municipality: "08116", service: sondernutzung.antrag.O101, destinations: [bw-hundesteuer]}\n'
+        '  - {municipality: "08117", service: hundesteuer.anmeldung.O101, destinations: [bw-hundesteuer]}\n'
+        "mappings:\n"
+        "  - service: hundesteuer.abmeldung.0102\n"
+        '    municipality: "08116"\n'
+        "    fields:\n"
+        "      hund: hs:hundName\n"
+        "      halter: {xpath: hs:halter/hs:persn/xgb:familienname}\n"
+        "      rechnung: {template: '{x}', args: {x: hs:halter/hs:person/xgb:vornme}}\n"
+        "      frei: {xpath: \"concat(hs:hundName, '!')\"}\n",
+        encoding="utf-8",
+    )
+    result = run("config", "check", "--config", str(config))
+    assert result.returncode == 6, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    new = config / "zz-new.yaml"
+    assert lines[0].startswith(
+        f"error: {new}:2: routes.0.service: unknown message type 'sondernutzung.antrag.O101'"
+    )
+    assert lines[1].startswith(
+        f"error: {new}:3: routes.1.service: unknown message type 'hundesteuer.anmeldung.O101'"
+    )
+    assert lines[1].endswith("did you mean 'hundesteuer.anmeldung.0101'?")
+    assert lines[2].startswith(
+        f"error: {new}:9: mappings.0.fields.halter.xpath: 'hs:halter/hs:persn/xgb:familienname' "
+        "names no element of hundesteuer.abmeldung.0102: no 'hs:persn' under hs:halter"
+    )
+    assert lines[3].startswith(
+        f"error: {new}:10: mappings.0.fields.rechnung.args.x: 'hs:halter/hs:person/xgb:vornme'"
+    )
+    assert len(lines) == 4  # the function call is not second-guessed
+    assert run("config", "check", "--config", str(REPO / "deploy" / "config")).returncode == 0
