@@ -36,6 +36,7 @@ from gateway.intake.header import HeaderReader, HeaderSpec, resolve_spec
 from gateway.intake.schematron import Finding as RuleFinding
 from gateway.intake.schematron import Schematron, SchematronCompiler
 from gateway.report import WELL_FORMED, XSD, Finding, Severity, Step, ValidationReport
+from gateway.yaml_lines import lines_of
 
 
 class SchemaSetEntry(BaseModel):
@@ -67,6 +68,8 @@ class _CatalogResolver(etree.Resolver):
     def __init__(self, urls: dict[str, Path]) -> None:
         super().__init__()
         self.urls = urls
+        self.missing: list[str] = []
+        """Absolute URLs refused: libxml2 reports only that the import failed."""
 
     def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
         if system_url is None:
@@ -75,6 +78,7 @@ class _CatalogResolver(etree.Resolver):
         if local is not None:
             return self.resolve_filename(str(local), context)
         if system_url.startswith(("http://", "https://", "ftp://")):
+            self.missing.append(system_url)
             raise SchemaRegistryError(
                 f"schema URL {system_url} is not in any catalog; add it to a catalog.yaml "
                 "'urls' map (the registry never fetches from the network)"
@@ -274,15 +278,34 @@ def read_catalogs(
         catalog_path = directory / "catalog.yaml"
         if not catalog_path.is_file():
             raise SchemaRegistryError(f"{catalog_path}: no catalog.yaml in schema directory")
+        text = catalog_path.read_text(encoding="utf-8")
         try:
-            raw = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(text) or {}
             catalog = CatalogFile.model_validate(raw)
-        except (yaml.YAMLError, ValidationError) as exc:
-            raise SchemaRegistryError(f"{catalog_path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f"{mark.line + 1}:" if mark is not None else ""
+            raise SchemaRegistryError(f"{catalog_path}:{line} invalid YAML: {exc}") from None
+        except ValidationError as exc:
+            raise SchemaRegistryError(_catalog_problem(catalog_path, text, exc)) from None
         for url, rel in catalog.urls.items():
             urls[url] = (directory / rel).resolve()
         entries.extend((directory, e) for e in catalog.schema_sets)
     return entries, urls
+
+
+def _catalog_problem(path: Path, text: str, exc: ValidationError) -> str:
+    """The first problem as ``file:line: key: cause``, like the config loader's."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    (line,) = lines_of(text, [loc])
+    key = ".".join(str(p) for p in loc)
+    cause = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+    if error["type"] == "missing":
+        cause = "required key missing"
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{path}:{line or 0}: {key}: {cause}{tail}"
 
 
 def header_reader(entry: SchemaSetEntry) -> HeaderReader:
@@ -310,7 +333,11 @@ def _compile(
         schema = etree.XMLSchema(doc)
     except SchemaRegistryError:
         raise
-    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+    except etree.XMLSchemaParseError as exc:
+        if resolver.missing:
+            raise _missing_url(entry, directory, resolver.missing[-1], exc) from None
+        raise SchemaRegistryError(f"schema set {entry.id} ({path}): {exc}") from None
+    except (OSError, etree.XMLSyntaxError) as exc:
         raise SchemaRegistryError(f"schema set {entry.id} ({path}): {exc}") from None
     rules: list[Schematron] = []
     for rel in entry.schematron:
@@ -330,6 +357,21 @@ def _compile(
         rules=tuple(rules),
         header=header_reader(entry),
         severity=_severity(entry, rules),
+    )
+
+
+def _missing_url(
+    entry: SchemaSetEntry, directory: Path, url: str, exc: etree.XMLSchemaParseError
+) -> SchemaRegistryError:
+    """Names the file and line that import ``url`` (not the entry schema), and the fix."""
+    where = next(
+        (f"{e.filename}:{e.line}: " for e in exc.error_log if url in e.message and e.filename),
+        "",
+    )
+    return SchemaRegistryError(
+        f"{where}schemaLocation {url} is not in any catalog (schema set {entry.id}): add it "
+        f"under `urls:` in {directory / 'catalog.yaml'}, mapped to a local copy of the file "
+        "(the registry never fetches from the network)"
     )
 
 
