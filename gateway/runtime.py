@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.accept import Accepted, Acceptor, Incoming
 from gateway.broker.base import Broker
@@ -84,6 +87,8 @@ class Runtime:
     on_loaded: Callable[[], None] | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    schema_digest: str = ""
+    _schema_reload: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def config(self) -> GatewayConfig:
@@ -113,6 +118,7 @@ class Runtime:
                 "shipped example configuration, copied to %s; its demo tokens are public",
                 settings.config_dir,
             )
+        digest = schema_digest(settings.all_schema_dirs)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
         config = load_config(settings.config_source)
@@ -141,7 +147,16 @@ class Runtime:
         work_state = broker.work_state
         acceptor = Acceptor(InProcess(registry), directory, config, store, work_state, stored)
         runtime = cls(
-            settings, registry, directory, db, store, broker, blobs, acceptor, on_loaded=on_loaded
+            settings,
+            registry,
+            directory,
+            db,
+            store,
+            broker,
+            blobs,
+            acceptor,
+            on_loaded=on_loaded,
+            schema_digest=digest,
         )
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
@@ -200,13 +215,30 @@ class Runtime:
         await self.acceptor.examiner.close()
 
     def reload_config(self) -> GatewayConfig:
-        """Load the config directory again; a broken config raises and the old one stays."""
+        """Load the config directory and the schema catalogs again (the catalogs only when a
+        file in a schema directory changed); a broken config or catalog raises and the old
+        ones stay. The intake processes take the new schemas in the background
+        (``schemas_reloaded`` waits for that)."""
+        digest = schema_digest(self.settings.all_schema_dirs)
+        registry = None
+        if digest != self.schema_digest:
+            registry = SchemaRegistry.load(self.settings.all_schema_dirs)
         config = load_config(self.settings.config_source)
+        if registry is not None:
+            self.registry, self.schema_digest = registry, digest
+            task = asyncio.get_running_loop().create_task(self.acceptor.examiner.reload(registry))
+            self._schema_reload = task
+            log.info("schema catalogs reloaded: %s schema sets", len(registry.sets))
         self.acceptor = self.acceptor.with_config(config)
         log.info("configuration %s active", config.version)
         if self.on_loaded is not None:
             self.on_loaded()
         return config
+
+    async def schemas_reloaded(self) -> None:
+        """Wait until the intake processes run the schemas of the last reload."""
+        if self._schema_reload is not None:
+            await asyncio.shield(self._schema_reload)
 
     def reload_or_keep(self) -> bool:
         """Reload for SIGHUP: a refused config is logged and the running one stays active."""
@@ -220,6 +252,18 @@ class Runtime:
     async def accept(self, incoming: Incoming) -> Accepted:
         """The accept path every source calls; always with the active configuration."""
         return await self.acceptor.accept(incoming)
+
+
+def schema_digest(directories: list[Path]) -> str:
+    """Names, sizes and modification times of every file in the schema directories: a
+    reload compiles the catalogs again only when one changed (Schematron takes seconds)."""
+    digest = hashlib.sha256()
+    for directory in directories:
+        for path in sorted(directory.rglob("*")):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[str]:

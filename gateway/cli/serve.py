@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import uvicorn
 
-from gateway.cli._common import ConfigDir, fail, run_async, settings_for
+from gateway.cli._common import ConfigDir, SchemaDirs, fail, run_async, settings_for
 from gateway.errors import GatewayError
 from gateway.process import freeze_startup_heap
 
@@ -39,19 +39,23 @@ def register(app: typer.Typer) -> None:
     app.command()(relay)
 
 
-def serve(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
+def serve(
+    config: ConfigDir = None, host: Host = None, port: Port = None, schemas: SchemaDirs = None
+) -> None:
     """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, run_worker=True)
+    _run_server(config, host, port, run_worker=True, schemas=schemas)
 
 
-def api(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
+def api(
+    config: ConfigDir = None, host: Host = None, port: Port = None, schemas: SchemaDirs = None
+) -> None:
     """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, run_worker=False)
+    _run_server(config, host, port, run_worker=False, schemas=schemas)
 
 
-def worker(config: ConfigDir = None) -> None:
+def worker(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
     """Run only a worker: deliver queued work items until SIGTERM/SIGINT (graceful)."""
-    _run_until_signal(config, run_worker=True, run_relay=False, name="worker")
+    _run_until_signal(config, run_worker=True, run_relay=False, name="worker", schemas=schemas)
 
 
 def relay(config: ConfigDir = None) -> None:
@@ -60,11 +64,16 @@ def relay(config: ConfigDir = None) -> None:
 
 
 def _run_server(
-    config: Path | None, host: str | None, port: int | None, *, run_worker: bool
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    *,
+    run_worker: bool,
+    schemas: list[Path] | None = None,
 ) -> None:
     from gateway.api.app import create_app
 
-    settings = settings_for(config)
+    settings = settings_for(config, schemas)
     settings.host = host or settings.host
     settings.port = port or settings.port
     try:
@@ -78,12 +87,19 @@ def _run_server(
         raise fail(exc) from None
 
 
-def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:
+def _run_until_signal(
+    config: Path | None,
+    *,
+    run_worker: bool,
+    run_relay: bool,
+    name: str,
+    schemas: list[Path] | None = None,
+) -> None:
     from gateway.runtime import Runtime
 
     async def main() -> None:
         runtime = await Runtime.start(
-            settings_for(config),
+            settings_for(config, schemas),
             run_worker=run_worker,
             run_relay=run_relay,
             on_loaded=freeze_startup_heap,

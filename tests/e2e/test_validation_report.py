@@ -191,3 +191,45 @@ def test_unknown_rule_id_in_severity_is_refused(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "schema set test-reports: severity: no rule with id rep-009" in result.stderr
+
+
+def test_schema_catalogs_reload_with_the_config_and_a_broken_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "deploy" / "config", config)
+    (config / "headers.yaml").write_text(m.config_yaml(tmp_path / "out"), encoding="utf-8")
+    schemas = catalog(tmp_path / "schemas", severity="{}")  # rep-002 is an error
+    env = gateway_env(
+        tmp_path / "data",
+        config,
+        XOEV_GATEWAY_SCHEMA_DIRS=str(schemas),
+        XOEV_GATEWAY_INTAKE_PROCESSES="1",
+    )
+    admin = {"Authorization": "Bearer demo-admin-token"}
+    proc = GatewayProcess("serve", env, tmp_path / "serve.log")
+    try:
+        proc.wait_ready()
+        with httpx.Client(base_url=proc.url, timeout=30) as client:
+            assert (
+                client.post("/v1/submissions", content=m.g2g(), headers=SENDER).status_code == 422
+            )
+            catalog(schemas)  # rep-002 becomes a warning
+            reloaded = client.post("/v1/admin/config/reload", headers=admin)
+            assert reloaded.status_code == 200, reloaded.text
+            answer = client.post("/v1/submissions", content=m.g2g(), headers=SENDER)
+            assert answer.status_code == 202, answer.text
+
+            # A broken catalog is refused like a broken config; the active one stays.
+            (schemas / "catalog.yaml").write_text(
+                "schema_sets:\n  - id: test-reports\n    colour: red\n", encoding="utf-8"
+            )
+            refused = client.post("/v1/admin/config/reload", headers=admin)
+            assert refused.status_code == 422
+            assert refused.json()["detail"].startswith(
+                f"{schemas / 'catalog.yaml'}:2: schema_sets.0.namespace: required key missing"
+            ), refused.json()
+            answer = client.post("/v1/submissions", content=m.g2g(), headers=SENDER)
+            assert answer.status_code == 202, answer.text
+    finally:
+        proc.stop()
