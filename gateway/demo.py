@@ -70,13 +70,14 @@ class BackgroundServer:
         self.thread.join(timeout=30)
 
 
-def run_demo(workdir: Path) -> int:
+def run_demo(workdir: Path, port: int | None = None) -> int:
+    """``port``: where the gateway listens (default: a free one)."""
     console = Console(width=max(140, Console().width))
     workdir = workdir.resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
     config_dir = copy_example_config(workdir / "config")
-    settings = Settings(data_dir=workdir / "data", config_dir=config_dir, port=free_port())
+    settings = Settings(data_dir=workdir / "data", config_dir=config_dir, port=port or free_port())
     server = BackgroundServer(settings)
     console.print(f"[bold]xoev-gateway demo[/]: embedded mode at {server.url}, data in {workdir}")
     server.start()
@@ -137,7 +138,8 @@ def _print(
     workdir: Path,
 ) -> None:
     table = Table(title="Submissions")
-    table.add_column("sample")
+    # The sample names identify the case: never cut them (the other columns wrap).
+    table.add_column("sample", no_wrap=True, min_width=max(len(o.sample) for o in outcomes))
     table.add_column("HTTP")
     table.add_column("outcome")
     table.add_column("delivered to")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.gateway_process import REPO
+from tests.support.gateway_process import REPO, free_port
 
 XBAU_INSTANCE = REPO / "tests" / "data" / "xbau" / "baugenehmigung.antrag.0200.xml"
 
@@ -81,8 +81,13 @@ def test_config_check_names_the_problem_in_one_line(config_dir: Path) -> None:
 
 
 def test_demo_accepts_rejects_and_delivers(tmp_path: Path) -> None:
-    result = run("demo", "--workdir", str(tmp_path / "demo"))
+    port = free_port()
+    result = run("demo", "--workdir", str(tmp_path / "demo"), "--port", str(port))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"embedded mode at http://127.0.0.1:{port}" in result.stdout
+    samples = REPO / "schemas" / "samples"
+    for path in samples.glob("*/*/*.xml"):  # each sample name whole, on one line
+        assert f"/{path.relative_to(samples)}" in result.stdout, path
     assert "rejected" in result.stdout and "accepted" in result.stdout
     delivered = sorted(
         p.parent.name
