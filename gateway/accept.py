@@ -91,9 +91,16 @@ class Acceptor:
         self.stored = stored
         self.resolver = RecipientResolver(directory, config.recipients)
 
-    def with_config(self, config: GatewayConfig) -> Acceptor:
+    def with_config(
+        self, config: GatewayConfig, directory: MunicipalityDirectory | None = None
+    ) -> Acceptor:
         return Acceptor(
-            self.examiner, self.directory, config, self.store, self.work_state, self.stored
+            self.examiner,
+            directory or self.directory,
+            config,
+            self.store,
+            self.work_state,
+            self.stored,
         )
 
     async def accept(self, incoming: Incoming) -> Accepted:

@@ -27,6 +27,7 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     ├── ConfigError                     422  refused configuration (file, key, cause)
     ├── MappingError                    422  a mapping cannot be applied to this message
     ├── SchemaRegistryError                  schema set cannot be loaded
+    ├── CodeListRefused                 422  not a usable genericode list, or the config would break
     └── InvalidSettings                      an XOEV_GATEWAY_* variable is wrong (CLI exit 9)
 """
 
@@ -241,3 +242,13 @@ class InvalidSettings(GatewayError):
     slug = "settings"
     title = "Invalid settings"
     exit_code = 9
+
+
+class CodeListRefused(GatewayError):
+    """A code list import refused: not a usable genericode file, or the configuration would
+    not load with it (docs/codelists.md)."""
+
+    status = 422
+    slug = "codelist"
+    title = "Code list refused"
+    exit_code = 10

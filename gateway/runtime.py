@@ -17,7 +17,7 @@ from gateway.broker.relay import OutboxRelay
 from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
-from gateway.municipality import MunicipalityDirectory
+from gateway.municipality import MunicipalityDirectory, municipality_list
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
@@ -120,7 +120,7 @@ class Runtime:
             )
         digest = schema_digest(settings.all_schema_dirs)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        directory = MunicipalityDirectory.load(municipality_list(settings))
         config = load_config(settings.config_source)
         db = Database.open(
             settings.store_url,
@@ -224,12 +224,15 @@ class Runtime:
         if digest != self.schema_digest:
             registry = SchemaRegistry.load(self.settings.all_schema_dirs)
         config = load_config(self.settings.config_source)
+        # An imported AGS list (``codelists import``) takes effect with the reload too.
+        directory = MunicipalityDirectory.load(municipality_list(self.settings))
         if registry is not None:
             self.registry, self.schema_digest = registry, digest
             task = asyncio.get_running_loop().create_task(self.acceptor.examiner.reload(registry))
             self._schema_reload = task
             log.info("schema catalogs reloaded: %s schema sets", len(registry.sets))
-        self.acceptor = self.acceptor.with_config(config)
+        self.directory = directory
+        self.acceptor = self.acceptor.with_config(config, directory)
         log.info("configuration %s active", config.version)
         if self.on_loaded is not None:
             self.on_loaded()

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from gateway.shipped import example_config_dir, schemas_dir
 
 SHIPPED_SCHEMAS = schemas_dir()
+SHIPPED_MUNICIPALITY_LIST = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"
 
 
 class Settings(BaseSettings):
@@ -31,7 +32,9 @@ class Settings(BaseSettings):
     schema_dirs: Annotated[list[Path], NoDecode] = []
     """Extra schema catalog directories, on top of the shipped ``schemas/``: a path list
     separated by ``:`` (like ``PATH``) or a JSON list."""
-    municipality_list: Path = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"
+    municipality_list: Path = SHIPPED_MUNICIPALITY_LIST
+    """The AGS list; by default the one imported into the config (``codelists import``),
+    else the shipped derived copy (``gateway.municipality.municipality_list``)."""
 
     host: str = "127.0.0.1"
     port: int = 8080

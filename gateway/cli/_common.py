@@ -58,13 +58,13 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def load_all(settings: Settings) -> tuple[GatewayConfig, SchemaRegistry, MunicipalityDirectory]:
     """Configuration, schema registry and municipality list, as a running gateway has them."""
     from gateway.intake.registry import SchemaRegistry
-    from gateway.municipality import MunicipalityDirectory
+    from gateway.municipality import MunicipalityDirectory, municipality_list
     from gateway.routing.config import load_config
 
     return (
         load_config(settings.config_source),
         SchemaRegistry.load(settings.all_schema_dirs),
-        MunicipalityDirectory.load(settings.municipality_list),
+        MunicipalityDirectory.load(municipality_list(settings)),
     )
 
 

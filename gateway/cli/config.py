@@ -65,13 +65,13 @@ def config_explain(
     config: ConfigDir = None,
 ) -> None:
     """Show the effective route and mapping, and where each field comes from."""
-    from gateway.municipality import MunicipalityDirectory, level_of
+    from gateway.municipality import MunicipalityDirectory, level_of, municipality_list
     from gateway.routing.config import load_config
 
     settings = settings_for(config)
     try:
         cfg = load_config(settings.config_source)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        directory = MunicipalityDirectory.load(municipality_list(settings))
         ags = directory.normalize(municipality)
     except GatewayError as exc:
         raise fail(exc) from None

@@ -42,12 +42,16 @@ def validate(
     """Check messages offline, exactly as the API would (parse, XSD, Schematron, header,
     recipient). Exit 2 if any file fails a check; the output names the check."""
     from gateway.intake.registry import SchemaRegistry
-    from gateway.municipality import MunicipalityDirectory, RecipientResolver
+    from gateway.municipality import (
+        MunicipalityDirectory,
+        RecipientResolver,
+        municipality_list,
+    )
 
     settings = settings_for(config, schemas)
     try:
         registry = SchemaRegistry.load(settings.all_schema_dirs)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        directory = MunicipalityDirectory.load(municipality_list(settings))
     except GatewayError as exc:
         raise fail(exc) from None
     aliases: dict[str, str] = {}
