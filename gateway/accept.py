@@ -130,6 +130,8 @@ class Acceptor:
                 f"{header.message_type}"
             )
         content = hashlib.sha256(body)
+        # The document's own hash, for the validation report (intake leaves it to us).
+        validation = {**examined.report.to_json(), "sha256": content.hexdigest()}
         for att in incoming.attachments:
             content.update(f"\0{att.name}\0{att.sha256}".encode())
         source = incoming.source
@@ -166,7 +168,7 @@ class Acceptor:
                 )
                 if value
             },
-            validation=examined.report.to_json(),
+            validation=validation,
         )
 
     def _recipient(self, incoming: Incoming, examined: Examined) -> tuple[str, str]:

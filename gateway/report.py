@@ -70,6 +70,8 @@ class Step:
 @dataclass(frozen=True, slots=True)
 class ValidationReport:
     sha256: str
+    """Of the XML document as received. Intake leaves it empty on a report without
+    findings (the accept path hashes the body anyway; ``pipeline.with_sha256``)."""
     schema_set: str | None
     steps: tuple[Step, ...]
     findings: tuple[Finding, ...] = ()

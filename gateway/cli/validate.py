@@ -162,7 +162,7 @@ class _Result:
 def _one(
     path: Path, registry: SchemaRegistry, resolver: RecipientResolver, schema_only: bool
 ) -> _Result:
-    from gateway.intake.pipeline import Checked, validated
+    from gateway.intake.pipeline import Checked, validated, with_sha256
     from gateway.intake.routing_keys import routing_keys
 
     result = _Result(path)
@@ -176,6 +176,7 @@ def _one(
     except IntakeError as exc:
         result.report, result.error, result.check = exc.report, exc, "validation"
         return result
+    result.report = with_sha256(result.report, body)
     if schema_only:
         return result
     try:

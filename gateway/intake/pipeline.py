@@ -6,6 +6,7 @@ message that passed is the accept use case (``gateway.accept``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class Checked:
     schema_set: SchemaSet
     keys: RoutingKeys
     report: ValidationReport
+    """Without ``sha256`` when clean (``with_sha256`` adds it; preview does not need it)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,13 @@ def validated(
         exc.report = _not_run(body, None, Step(WELL_FORMED, "passed"), None, exc.detail)
         raise
     return tree, schema_set, schema_set.validate(tree, body)
+
+
+def with_sha256(report: ValidationReport, body: bytes) -> ValidationReport:
+    """The report with the body's SHA-256 (a clean report comes back without it)."""
+    if report.sha256:
+        return report
+    return dataclasses.replace(report, sha256=hashlib.sha256(body).hexdigest())
 
 
 def _not_run(

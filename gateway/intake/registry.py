@@ -115,14 +115,16 @@ class SchemaSet:
         """XSD, then every rule set (also on a schema-invalid tree: it is well-formed, and
         the administrator sees all that is wrong at once). Returns the report of an accepted
         message (it may hold warnings); raises ``InvalidMessage`` carrying the report."""
-        sha256 = hashlib.sha256(body).hexdigest()
         if self.schema.validate(tree):
-            # The common case allocates only the report: each rule set's findings, and the
-            # shared steps when there are none.
+            # The common case allocates only the report (each rule set's findings, and the
+            # shared steps when there are none) and leaves ``sha256`` empty: the accept
+            # path hashes the body anyway (``pipeline.with_sha256`` fills it elsewhere).
             found = [rules.check(tree) for rules in self.rules]
             if not any(found):
-                return ValidationReport(sha256, self.id, self.passed)
+                return ValidationReport("", self.id, self.passed)
+            sha256 = hashlib.sha256(body).hexdigest()
             return self._report(sha256, tree, [Step(XSD, "passed")], [], found)
+        sha256 = hashlib.sha256(body).hexdigest()
         xsd = [
             Finding(
                 XSD,
