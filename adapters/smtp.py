@@ -130,12 +130,13 @@ class SmtpAdapter(Adapter[SmtpSettings]):
                 delivery.payload_body, maintype=maintype, subtype=subtype, filename=f"mapped.{ext}"
             )
         for att in delivery.attachments:
-            maintype, _, subtype = att.content_type.partition("/")
+            essence = att.content_type.partition(";")[0].strip()
+            maintype, _, subtype = essence.partition("/")
             with att.open() as fh:
                 message.add_attachment(
                     fh.read(),
                     maintype=maintype or "application",
                     subtype=subtype or "octet-stream",
-                    filename=att.name,
+                    filename=att.file_name,
                 )
         return message

@@ -130,8 +130,9 @@ class Acceptor:
                 f"{header.message_type}"
             )
         content = hashlib.sha256(body)
-        # The document's own hash, for the validation report (intake leaves it to us).
-        validation = {**examined.report.to_json(), "sha256": content.hexdigest()}
+        xml_sha256 = content.hexdigest()  # evidence that outlives the erased payload
+        # The document's own hash for the validation report too (intake leaves it to us).
+        validation = {**examined.report.to_json(), "sha256": xml_sha256}
         for att in incoming.attachments:
             content.update(f"\0{att.name}\0{att.sha256}".encode())
         source = incoming.source
@@ -140,6 +141,7 @@ class Acceptor:
             message_uuid=message_uuid,
             sender=incoming.sender,
             content_sha256=content.hexdigest(),
+            xml_sha256=xml_sha256,
             message_type=header.message_type,
             schema_set=examined.schema_set,
             municipality=municipality,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -17,17 +15,20 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from gateway.admin.preview import preview
 from gateway.api import submissions
 from gateway.api.auth import admin_of, runtime_of, sender_of
 from gateway.api.body import BodyLimit
+from gateway.api.limits import AuthFailureThrottle, SenderLimits
 from gateway.api.problems import (
     gateway_error_handler,
     http_error_handler,
     problem,
     validation_error_handler,
 )
+from gateway.api.views import submission_body
 from gateway.errors import (
     ConfigError,
     GatewayError,
@@ -38,6 +39,17 @@ from gateway.errors import (
 from gateway.routing.config import Sender
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
+
+# FIT-Connect's callbacks (docs/fit-connect.md); the path is the one the operator registers.
+FIT_CONNECT_CALLBACK = "/fit-connect/callbacks/{destination_id}"
+
+
+async def fit_connect_callback(request: Request) -> Response:
+    """Not behind the sender bearer auth: the source checks each callback's own HMAC."""
+    source = runtime_of(request).fit_connect
+    if source is None:
+        return problem(404, "Not Found", "no FIT-Connect source is configured")
+    return await source.callback(request)
 
 
 class ReplayRequest(BaseModel):
@@ -85,9 +97,12 @@ def create_app(
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AuthFailureThrottle, per_minute=settings.auth_failures_per_minute)
+    app.state.sender_limits = SenderLimits()
 
     # The hot path: one plain Starlette route, documented by its own OpenAPI entry.
     submissions.install(app)
+    app.router.routes.append(Route(FIT_CONNECT_CALLBACK, fit_connect_callback, methods=["POST"]))
 
     @app.get("/v1/submissions/{submission_id}")
     async def status(
@@ -97,37 +112,29 @@ def create_app(
         if view.sender != sender.name and sender.role != "admin":
             # Same answer as for an unknown id: do not reveal other senders' submissions.
             raise NotFound(f"no submission {submission_id}")
-        events = [
-            {
-                "at": rfc3339(e.at),
-                "kind": e.kind,
-                "delivery_id": e.delivery_id,
-                "detail": json.loads(e.detail) if e.detail else None,
-            }
-            for e in view.events
-        ]
-        # The validation report of the accepted message (warnings, sha256), from the event
-        # that recorded the acceptance; submissions from before reports have none.
-        accepted = next((e["detail"] for e in events if e["kind"] == "accepted"), None)
-        validation = accepted.pop("validation", None) if isinstance(accepted, dict) else None
+        # Senders see no internals (paths, Fachverfahren errors): gateway/api/views.py.
+        return submission_body(view, full=sender.role == "admin")
+
+    @app.get("/v1/admin/submissions/{submission_id}")
+    async def admin_status(
+        submission_id: str, request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+    ) -> dict[str, Any]:
+        """Everything about a submission: receipts, problems and events in full."""
+        view = await runtime_of(request).store.submission(submission_id)
+        return submission_body(view, full=True)
+
+    @app.post("/v1/admin/submissions/{submission_id}/erase")
+    async def erase(
+        submission_id: str, request: Request, admin: Annotated[Sender, Depends(admin_of)]
+    ) -> dict[str, Any]:
+        """Erase the submission's payload (XML, attachments) now, e.g. on a GDPR Art. 17
+        request; the evidence (ids, hashes, events) stays, and it is audited."""
+        runtime = runtime_of(request)
+        erased = await runtime.retention.erase(submission_id, admin.name, runtime.audit)
         return {
-            "id": view.id,
-            "status": view.status,
-            "message_uuid": view.message_uuid,
-            "message_type": view.message_type,
-            "recipient": {
-                "kennung": view.recipient,
-                "municipality": view.municipality,
-                "source": view.recipient_source,
-            },
-            "received_at": rfc3339(view.received_at),
-            "config_version": view.config_version,
-            "attachments": [a.__dict__ for a in view.attachments],
-            "deliveries": [
-                {**d.__dict__, "updated_at": rfc3339(d.updated_at)} for d in view.deliveries
-            ],
-            "validation": validation,
-            "events": events,
+            "id": erased.submission_id,
+            "payload_erased_at": erased.erased_at,
+            "already_erased": erased.already,
         }
 
     @app.get("/healthz")
@@ -142,7 +149,15 @@ def create_app(
             await runtime.broker.ping()
         except GatewayError as exc:
             return problem(503, "Not ready", exc.detail)
-        return JSONResponse({"status": "ready", "config_version": runtime.config.version})
+        # Sources report, they do not decide readiness: FIT-Connect being unreachable does
+        # not stop this process from accepting (the worker delivers, the API takes posts).
+        return JSONResponse(
+            {
+                "status": "ready",
+                "config_version": runtime.config.version,
+                "sources": runtime.sources_state(),
+            }
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -214,8 +229,3 @@ def create_app(
         return shown.to_json()
 
     return app
-
-
-def rfc3339(timestamp: float) -> str:
-    """A store timestamp (Unix seconds) as RFC 3339 in UTC, to the millisecond."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")

@@ -16,7 +16,9 @@ from gateway.cli import (
     config,
     dead_letters,
     demo,
+    fit_connect_emulator,
     mapping,
+    retention,
     schema,
     serve,
     validate,
@@ -31,8 +33,10 @@ COMMANDS = (
     mapping,
     schema,
     dead_letters,
+    retention,
     demo,
     reference_fachverfahren,
+    fit_connect_emulator,
 )
 
 app = typer.Typer(

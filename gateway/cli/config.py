@@ -37,9 +37,15 @@ def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
     from gateway.routing.config import load_config
 
     settings = settings_for(config, schemas)
+    fit_connect = ""
     try:
         cfg = load_config(settings.config_source)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
+        if (settings.config_source / "fit-connect.yaml").is_file():
+            from gateway.sources.fitconnect.settings import load as load_fit_connect
+
+            fit = load_fit_connect(settings.config_source)
+            fit_connect = f", {len(fit.destinations) if fit else 0} FIT-Connect destinations"
         entries, _urls = read_catalogs(settings.all_schema_dirs)
         readers = [(entry.id, header_reader(entry)) for _directory, entry in entries]
         problems = check(settings.config_source, registry, settings.all_schema_dirs)
@@ -51,7 +57,7 @@ def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
         raise typer.Exit(ConfigError.exit_code)
     typer.echo(
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
-        f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes"
+        f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes{fit_connect}"
     )
     for schema_set, reader in readers:
         typer.echo(f"schema set {schema_set}: header {reader.name}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,11 +12,12 @@ import typer
 import uvicorn
 
 from gateway.cli._common import ConfigDir, SchemaDirs, fail, run_async, settings_for
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.process import freeze_startup_heap
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
+    from gateway.settings import Settings
 
 UVICORN_OPTIONS: dict[str, Any] = {
     # uvloop and httptools (uvicorn[standard]); named so that a missing one fails loudly
@@ -30,6 +32,22 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 Host = Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")]
 Port = Annotated[int | None, typer.Option(help="Port (default 8080).")]
+TlsCert = Annotated[
+    Path | None, typer.Option("--tls-cert", help="Serve HTTPS: certificate (PEM, with chain).")
+]
+TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert.")]
+TlsClientCa = Annotated[
+    Path | None,
+    typer.Option("--tls-client-ca", help="Require client certificates from this CA (mTLS)."),
+]
+Sources = Annotated[
+    bool | None,
+    typer.Option(
+        "--sources/--no-sources",
+        help="Poll the inbound sources (FIT-Connect) in this process "
+        "(default: XOEV_GATEWAY_SOURCES, true).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -40,17 +58,47 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    config: ConfigDir = None, host: Host = None, port: Port = None, schemas: SchemaDirs = None
+    config: ConfigDir = None,
+    host: Host = None,
+    port: Port = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_client_ca: TlsClientCa = None,
+    sources: Sources = None,
+    schemas: SchemaDirs = None,
 ) -> None:
-    """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, run_worker=True, schemas=schemas)
+    """Run the API, the inbound sources and a worker in one process (the embedded default)."""
+    _run_server(
+        config,
+        host,
+        port,
+        (tls_cert, tls_key, tls_client_ca),
+        sources,
+        run_worker=True,
+        schemas=schemas,
+    )
 
 
 def api(
-    config: ConfigDir = None, host: Host = None, port: Port = None, schemas: SchemaDirs = None
+    config: ConfigDir = None,
+    host: Host = None,
+    port: Port = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_client_ca: TlsClientCa = None,
+    sources: Sources = None,
+    schemas: SchemaDirs = None,
 ) -> None:
-    """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, run_worker=False, schemas=schemas)
+    """Run only the API and the inbound sources (scale it out; run workers separately)."""
+    _run_server(
+        config,
+        host,
+        port,
+        (tls_cert, tls_key, tls_client_ca),
+        sources,
+        run_worker=False,
+        schemas=schemas,
+    )
 
 
 def worker(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
@@ -67,6 +115,8 @@ def _run_server(
     config: Path | None,
     host: str | None,
     port: int | None,
+    tls: tuple[Path | None, Path | None, Path | None],
+    sources: bool | None,
     *,
     run_worker: bool,
     schemas: list[Path] | None = None,
@@ -76,15 +126,47 @@ def _run_server(
     settings = settings_for(config, schemas)
     settings.host = host or settings.host
     settings.port = port or settings.port
+    settings.tls_certfile = tls[0] or settings.tls_certfile
+    settings.tls_keyfile = tls[1] or settings.tls_keyfile
+    settings.tls_client_ca = tls[2] or settings.tls_client_ca
+    settings.sources = settings.sources if sources is None else sources
     try:
         uvicorn.run(
             create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
             host=settings.host,
             port=settings.port,
-            **UVICORN_OPTIONS,
+            **{**UVICORN_OPTIONS, **transport_options(settings)},
         )
     except GatewayError as exc:
         raise fail(exc) from None
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS and proxy options from the settings (docs/security.md)."""
+    options: dict[str, Any] = {}
+    if settings.forwarded_allow_ips:
+        options["proxy_headers"] = True
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
+    else:
+        # Without a trusted proxy, X-Forwarded-* are anyone's to forge: ignore them.
+        options["proxy_headers"] = False
+    if settings.tls_certfile is None:
+        if settings.tls_keyfile is not None or settings.tls_client_ca is not None:
+            raise ConfigError("TLS needs a certificate: set --tls-cert (XOEV_GATEWAY_TLS_CERTFILE)")
+        return options
+    from gateway.api.tls import TlsHttpToolsProtocol
+
+    for file in (settings.tls_certfile, settings.tls_keyfile, settings.tls_client_ca):
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{file}: TLS file not found")
+    options.update(
+        ssl_certfile=str(settings.tls_certfile),
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        http=TlsHttpToolsProtocol,
+    )
+    if settings.tls_client_ca is not None:
+        options.update(ssl_ca_certs=str(settings.tls_client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
 
 
 def _run_until_signal(

@@ -11,29 +11,45 @@ serves many submissions, and each caller still returns only after the commit.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, exists, insert, select, text, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from gateway.errors import DuplicateConflict, NotFound, Unavailable
+from gateway.errors import DuplicateConflict, NotFound, UnacceptableField, Unavailable
+from gateway.sdk import attachment_file_name
 from gateway.store.database import UNAVAILABLE_ERRORS, Database, unavailable_on_failure
 from gateway.store.group_commit import GroupCommit
+from gateway.store.limits import check_storable
 from gateway.store.records import (
     AttachmentRecord,
     DeliveryJob,
     DeliveryView,
+    ErasedPayload,
     EventView,
     NewSubmission,
+    RetentionCandidate,
     SubmissionView,
 )
 from gateway.store.states import DeliveryState, WorkState
 from gateway.store.tables import attachments, deliveries, events, submissions, work_items
 
 T = TypeVar("T")
+
+log = logging.getLogger("xoev_gateway.store")
+
+
+def _refused_row(exc: DBAPIError) -> bool:
+    """The database refused a row's values (SQLSTATE class 22 data exception, 23 integrity
+    constraint), as opposed to being unreachable: the other rows of its batch are fine."""
+    if isinstance(exc, IntegrityError):
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state[:2] in ("22", "23")
 
 
 def _now() -> float:
@@ -48,6 +64,14 @@ def _settle_duplicate(
             f"nachrichtenUUID {new.message_uuid} was already accepted with other content"
         )
     return first_id, False
+
+
+def _refused(new: NewSubmission, exc: DBAPIError) -> UnacceptableField:
+    """The database refused this submission alone: the sender's 4xx, and the log says why
+    (a limit in limits.py that does not match the schema would show up here)."""
+    cause = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+    log.error("store refused submission %s from %s: %s", new.message_uuid, new.sender, cause)
+    return UnacceptableField(f"the store refused a value of this submission: {cause}", "submission")
 
 
 @dataclass(frozen=True)
@@ -116,7 +140,9 @@ class Store:
 
         Idempotent by ``message_uuid``: the same content again returns the first id with
         ``created=False``; other content under the same UUID raises ``DuplicateConflict``.
+        A value the store cannot hold raises ``UnacceptableField`` before it joins a batch.
         """
+        check_storable(new)
         return await self._accepts.submit((new, work_state))
 
     async def _accept_batch(
@@ -125,9 +151,13 @@ class Store:
         now = _now()
         try:
             return await self.db.write(lambda conn: self._insert_new(conn, batch, now), urgent=True)
-        except IntegrityError:
+        except DBAPIError as exc:
+            if not _refused_row(exc):
+                return [Unavailable(f"store unavailable: {type(exc).__name__}")] * len(batch)
             # Another process stored one of these UUIDs after our check (PostgreSQL with
-            # several API processes): settle each on its own, as if there were no batch.
+            # several API processes), or the database refused one row's values that the
+            # limits let through: settle each on its own, as if there were no batch, so
+            # that one bad row fails only itself.
             return [await self._accept_one(new, work_state) for new, work_state in batch]
         except UNAVAILABLE_ERRORS as exc:
             return [Unavailable(f"store unavailable: {type(exc).__name__}")] * len(batch)
@@ -165,13 +195,18 @@ class Store:
         self, new: NewSubmission, work_state: WorkState
     ) -> tuple[str, bool] | Exception:
         now = _now()
+        conflict: IntegrityError
         try:
             await self.db.write(
                 lambda conn: self._insert(conn, [(new, work_state)], now), urgent=True
             )
             return new.id, True
-        except IntegrityError:
-            pass
+        except IntegrityError as exc:
+            conflict = exc
+        except DBAPIError as exc:
+            if _refused_row(exc):
+                return _refused(new, exc)
+            return Unavailable(f"store unavailable: {type(exc).__name__}")
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
         query = select(submissions.c.id, submissions.c.content_sha256, submissions.c.sender).where(
@@ -181,8 +216,8 @@ class Store:
             row = await self.db.read(lambda conn: conn.execute(query).first())
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
-        if row is None:  # the conflict was not on the UUID: a genuine bug, surface it
-            return RuntimeError(f"integrity error storing {new.message_uuid}")
+        if row is None:  # the conflict was not on the UUID: a constraint refused the row
+            return _refused(new, conflict)
         return _settle_duplicate(new, str(row.id), row.content_sha256, row.sender)
 
     def _insert(
@@ -207,6 +242,7 @@ class Store:
                     "config_version": new.config_version,
                     "received_at": now,
                     "xml": new.xml,
+                    "xml_sha256": new.xml_sha256,
                 }
                 for new, _ in batch
             ],
@@ -215,12 +251,13 @@ class Store:
             {
                 "submission_id": new.id,
                 "name": a.name,
+                "file_name": a.file_name or attachment_file_name(index, a.name),
                 "content_type": a.content_type,
                 "sha256": a.sha256,
                 "size": a.size,
             }
             for new, _ in batch
-            for a in new.attachments
+            for index, a in enumerate(new.attachments, 1)
         ]
         if attachment_rows:
             conn.execute(insert(attachments), attachment_rows)
@@ -331,6 +368,9 @@ class Store:
             ],
             attachments=atts,
             recipient_source=sub.recipient_source,
+            payload_erased_at=sub.payload_erased_at,
+            content_sha256=sub.content_sha256,
+            xml_sha256=sub.xml_sha256,
         )
 
     def _attachments(self, conn: Connection, submission_id: str) -> list[AttachmentRecord]:
@@ -342,8 +382,14 @@ class Store:
             )
         ).all()
         return [
-            AttachmentRecord(name=r.name, content_type=r.content_type, sha256=r.sha256, size=r.size)
-            for r in rows
+            AttachmentRecord(
+                name=r.name,
+                content_type=r.content_type,
+                sha256=r.sha256,
+                size=r.size,
+                file_name=r.file_name or attachment_file_name(index, r.name),
+            )
+            for index, r in enumerate(rows, 1)
         ]
 
     async def job(self, delivery_id: str) -> DeliveryJob | None:
@@ -442,6 +488,25 @@ class Store:
         with unavailable_on_failure("store"):
             await self.db.write_shared(fragment)
 
+    async def record_source_event(
+        self, submission_id: str, kind: str, detail: dict[str, Any]
+    ) -> None:
+        """Append what a source told its transport after the accept (e.g. FIT-Connect's
+        ``accept-submission`` sent); rides on the shared group commit of the worker's writes."""
+        row = {
+            "submission_id": submission_id,
+            "delivery_id": None,
+            "at": _now(),
+            "kind": kind,
+            "detail": json.dumps(detail, ensure_ascii=False),
+        }
+
+        def fragment(conn: Connection) -> None:
+            conn.execute(insert(events), [row])
+
+        with unavailable_on_failure("store"):
+            await self.db.write_shared(fragment)
+
     async def record_replayed(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:
             return
@@ -476,3 +541,151 @@ class Store:
                 )
 
         await self._write(body)
+
+    # Retention and erasure: the payload (XML, attachment blobs) goes, the evidence stays
+    # (ids, hashes, sizes, timestamps, deliveries, the event log).
+
+    async def retention_candidates(
+        self, received_before: float, after: tuple[float, str] | None, limit: int
+    ) -> list[RetentionCandidate]:
+        """Submissions received before ``received_before`` whose payload is kept and whose
+        deliveries are all final (delivered or dead), oldest first, after the key ``after``
+        (``(received_at, id)`` of the last one of the previous page)."""
+
+        def body(conn: Connection) -> list[RetentionCandidate]:
+            pending = exists().where(
+                and_(
+                    deliveries.c.submission_id == submissions.c.id,
+                    deliveries.c.state == DeliveryState.PENDING,
+                )
+            )
+            query = (
+                select(
+                    submissions.c.id,
+                    submissions.c.message_type,
+                    submissions.c.leika,
+                    submissions.c.received_at,
+                )
+                .where(
+                    submissions.c.payload_erased_at.is_(None),
+                    submissions.c.received_at <= received_before,
+                    ~pending,
+                )
+                .order_by(submissions.c.received_at, submissions.c.id)
+                .limit(limit)
+            )
+            if after is not None:
+                query = query.where(
+                    tuple_(submissions.c.received_at, submissions.c.id) > tuple_(*after)
+                )
+            subs = conn.execute(query).all()
+            if not subs:
+                return []
+            by_submission: dict[str, list[tuple[str, DeliveryState, float]]] = {}
+            for d in conn.execute(
+                select(
+                    deliveries.c.submission_id,
+                    deliveries.c.destination,
+                    deliveries.c.state,
+                    deliveries.c.updated_at,
+                ).where(deliveries.c.submission_id.in_([r.id for r in subs]))
+            ):
+                by_submission.setdefault(d.submission_id, []).append(
+                    (d.destination, DeliveryState(d.state), d.updated_at)
+                )
+            return [
+                RetentionCandidate(
+                    r.id, r.message_type, r.leika, r.received_at, by_submission.get(r.id, [])
+                )
+                for r in subs
+            ]
+
+        return await self._read(body)
+
+    async def erase_payloads(
+        self, submission_ids: Sequence[str], reason: str, actor: str | None = None
+    ) -> list[ErasedPayload]:
+        """Erase the XML of these submissions and record ``payload.erased``; the attachment
+        rows stay as evidence (name, hash, size) while their blobs may go. An id already
+        erased comes back with ``already=True``; an unknown id raises ``NotFound``."""
+        now = _now()
+
+        def body(conn: Connection) -> list[ErasedPayload]:
+            rows = conn.execute(
+                select(submissions.c.id, submissions.c.payload_erased_at).where(
+                    submissions.c.id.in_(submission_ids)
+                )
+            ).all()
+            known = {r.id: r.payload_erased_at for r in rows}
+            missing = [i for i in submission_ids if i not in known]
+            if missing:
+                raise NotFound(f"no submission {missing[0]}")
+            shas: dict[str, list[str]] = {}
+            for a in conn.execute(
+                select(attachments.c.submission_id, attachments.c.sha256).where(
+                    attachments.c.submission_id.in_(submission_ids)
+                )
+            ):
+                shas.setdefault(a.submission_id, []).append(a.sha256)
+            # What this transaction erased (RETURNING): a concurrent erasure of the same
+            # submission (two workers' retention runs) waits for the row lock and then finds
+            # it erased, so the event is written once.
+            fresh = {
+                r.id
+                for r in conn.execute(
+                    update(submissions)
+                    .where(
+                        submissions.c.id.in_([i for i, at in known.items() if at is None]),
+                        submissions.c.payload_erased_at.is_(None),
+                    )
+                    .values(xml=None, payload_erased_at=now)
+                    .returning(submissions.c.id)
+                )
+            }
+            if fresh:
+                detail = {"reason": reason, **({"by": actor} if actor else {})}
+                conn.execute(
+                    insert(events),
+                    [
+                        {
+                            "submission_id": i,
+                            "delivery_id": None,
+                            "at": now,
+                            "kind": "payload.erased",
+                            "detail": json.dumps(
+                                {**detail, "attachments": len(shas.get(i, []))}, ensure_ascii=False
+                            ),
+                        }
+                        for i in sorted(fresh)
+                    ],
+                )
+            return [
+                ErasedPayload(
+                    i,
+                    now if i in fresh or known[i] is None else float(known[i]),
+                    sorted(set(shas.get(i, []))),
+                    already=i not in fresh,
+                )
+                for i in submission_ids
+            ]
+
+        return await self._write(body)
+
+    async def referenced_blobs(self, sha256s: Sequence[str]) -> set[str]:
+        """Which of these blobs a submission whose payload is kept still references."""
+        if not sha256s:
+            return set()
+
+        def body(conn: Connection) -> set[str]:
+            rows = conn.execute(
+                select(attachments.c.sha256)
+                .distinct()
+                .join(submissions, submissions.c.id == attachments.c.submission_id)
+                .where(
+                    attachments.c.sha256.in_(list(sha256s)),
+                    submissions.c.payload_erased_at.is_(None),
+                )
+            )
+            return {r.sha256 for r in rows}
+
+        return await self._read(body)

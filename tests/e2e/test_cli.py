@@ -95,6 +95,10 @@ def test_demo_accepts_rejects_and_delivers(tmp_path: Path) -> None:
         if ".mapped." not in p.name  # the mapped documents of XML mappings
     )
     assert delivered.count("koeln-archiv") == 2 and "stuttgart-steueramt" in delivered
+    # the FIT-Connect path: submitted to the local Submission API, accepted, delivered
+    assert "FIT-Connect" in result.stdout and "accept-submission" in result.stdout
+    assert "events: accepted, fit-connect.accept-sent" in result.stdout
+    assert delivered.count("muenchen-kvr") == 4  # with the one over FIT-Connect
 
 
 def test_config_check_refuses_unknown_message_types_and_fields(tmp_path: Path) -> None:

@@ -117,7 +117,8 @@ async def test_another_source_takes_the_same_accept_path(
         sample("hundesteuer/valid/anmeldung-stuttgart.xml"),
         sender.name,
         source=Source("fit-connect", {"submission_id": "4b1c", "case_id": "77aa"}),
-        # The transport addressed Nürtingen; the header's leser (Stuttgart) does not decide.
+        # The transport addressed Nürtingen, but the header's leser (Stuttgart) comes first:
+        # a transport's recipient is for messages that name none (docs/fit-connect.md).
         recipient="ags:08116049",
     )
     accepted = await runtime.accept(incoming)
@@ -126,4 +127,4 @@ async def test_another_source_takes_the_same_accept_path(
     detail = (await first_event(client, accepted.id))["detail"]
     assert detail["source"] == "fit-connect"
     assert detail["references"] == {"submission_id": "4b1c", "case_id": "77aa"}
-    assert detail["municipality"] == "08116049"
+    assert detail["municipality"] == "08111000"
