@@ -172,7 +172,8 @@ class BackgroundServer:
         self.thread.join(timeout=30)
 
 
-def run_demo(workdir: Path) -> int:
+def run_demo(workdir: Path, port: int | None = None) -> int:
+    """``port``: where the gateway listens (default: a free one)."""
     console = Console(width=max(140, Console().width))
     workdir = workdir.resolve()
     if workdir.exists():
@@ -180,7 +181,7 @@ def run_demo(workdir: Path) -> int:
     config_dir = copy_example_config(workdir / "config")
     console.print("FIT-Connect: local Submission API, generating the destination's keys ...")
     fit = FitConnectDemo(config_dir)
-    settings = Settings(data_dir=workdir / "data", config_dir=config_dir, port=free_port())
+    settings = Settings(data_dir=workdir / "data", config_dir=config_dir, port=port or free_port())
     server = BackgroundServer(settings)
     console.print(f"[bold]xoev-gateway demo[/]: embedded mode at {server.url}, data in {workdir}")
     console.print(f"FIT-Connect Submission API (emulated) at {fit.server.url}")
@@ -259,7 +260,8 @@ def _print(
     workdir: Path,
 ) -> None:
     table = Table(title="Submissions")
-    table.add_column("sample")
+    # The sample names identify the case: never cut them (the other columns wrap).
+    table.add_column("sample", no_wrap=True, min_width=max(len(o.sample) for o in outcomes))
     table.add_column("via")
     table.add_column("answer")
     table.add_column("outcome")

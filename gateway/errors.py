@@ -33,12 +33,16 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     ├── ConfigError                     422  refused configuration (file, key, cause)
     ├── MappingError                    422  a mapping cannot be applied to this message
     ├── SchemaRegistryError                  schema set cannot be loaded
-    └── StoreNotFound                        a command that only reads found no database
+    ├── StoreNotFound                        a command that only reads found no database
+    ├── CodeListRefused                 422  not a usable genericode list, or the config would break
+    └── InvalidSettings                      an XOEV_GATEWAY_* variable is wrong (CLI exit 9)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gateway.report import ValidationReport
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ class IntakeError(GatewayError):
     slug = "intake"
     title = "Submission rejected"
     exit_code = 2
+    report: ValidationReport | None = None
+    """The validation report, when the rejection came from validating the message."""
+    code: str | None = None
+    """A machine-readable cause for the report (libxml2's error type name, ...)."""
+    line: int | None = None
+    column: int | None = None
 
 
 class UnsupportedMediaType(IntakeError):
@@ -307,3 +317,21 @@ class StoreNotFound(GatewayError):
     slug = "store-not-found"
     title = "No gateway database"
     exit_code = 9
+
+
+class InvalidSettings(GatewayError):
+    """An environment setting cannot be read: one line naming the variable and the cause."""
+
+    slug = "settings"
+    title = "Invalid settings"
+    exit_code = 9
+
+
+class CodeListRefused(GatewayError):
+    """A code list import refused: not a usable genericode file, or the configuration would
+    not load with it (docs/codelists.md)."""
+
+    status = 422
+    slug = "codelist"
+    title = "Code list refused"
+    exit_code = 10

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.accept import Accepted, Acceptor, Incoming
@@ -16,7 +18,7 @@ from gateway.broker.relay import OutboxRelay
 from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
-from gateway.municipality import MunicipalityDirectory
+from gateway.municipality import MunicipalityDirectory, municipality_list
 from gateway.retention import Audit, Retention, not_audited
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
@@ -104,6 +106,8 @@ class Runtime:
     _retention_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _source_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _retired: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    schema_digest: str = ""
+    _schema_reload: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def config(self) -> GatewayConfig:
@@ -142,8 +146,9 @@ class Runtime:
                 "shipped example configuration, copied to %s; its demo tokens are public",
                 settings.config_dir,
             )
+        digest = schema_digest(settings.all_schema_dirs)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        directory = MunicipalityDirectory.load(municipality_list(settings))
         config = load_config(settings.config_source)
         fit_connect = _load_fit_connect(settings) if serve_api else None
         db = Database.open(
@@ -184,6 +189,7 @@ class Runtime:
             acceptor,
             retention,
             on_loaded=on_loaded,
+            schema_digest=digest,
         )
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
@@ -313,18 +319,38 @@ class Runtime:
         await self.acceptor.examiner.close()
 
     def reload_config(self) -> GatewayConfig:
-        """Load the config directory again; a broken config raises and the old one stays.
+        """Load the config directory and the schema catalogs again (the catalogs only when a
+        file in a schema directory changed); a broken config or catalog raises and the old
+        ones stay. The intake processes take the new schemas in the background
+        (``schemas_reloaded`` waits for that).
 
         A changed ``fit-connect.yaml`` (or key file) restarts the FIT-Connect source with the
         new settings; a broken one refuses the whole reload (docs/fit-connect.md)."""
+        digest = schema_digest(self.settings.all_schema_dirs)
+        registry = None
+        if digest != self.schema_digest:
+            registry = SchemaRegistry.load(self.settings.all_schema_dirs)
         config = load_config(self.settings.config_source)
+        # An imported AGS list (``codelists import``) takes effect with the reload too.
+        directory = MunicipalityDirectory.load(municipality_list(self.settings))
         if self._hosts_sources:
             self._reload_fit_connect(_load_fit_connect(self.settings))
-        self.acceptor = self.acceptor.with_config(config)
+        if registry is not None:
+            self.registry, self.schema_digest = registry, digest
+            task = asyncio.get_running_loop().create_task(self.acceptor.examiner.reload(registry))
+            self._schema_reload = task
+            log.info("schema catalogs reloaded: %s schema sets", len(registry.sets))
+        self.directory = directory
+        self.acceptor = self.acceptor.with_config(config, directory)
         log.info("configuration %s active", config.version)
         if self.on_loaded is not None:
             self.on_loaded()
         return config
+
+    async def schemas_reloaded(self) -> None:
+        """Wait until the intake processes run the schemas of the last reload."""
+        if self._schema_reload is not None:
+            await asyncio.shield(self._schema_reload)
 
     def _reload_fit_connect(self, fit_settings: FitConnectSettings | None) -> None:
         if fit_settings is None:
@@ -350,6 +376,18 @@ class Runtime:
     async def accept(self, incoming: Incoming) -> Accepted:
         """The accept path every source calls; always with the active configuration."""
         return await self.acceptor.accept(incoming)
+
+
+def schema_digest(directories: list[Path]) -> str:
+    """Names, sizes and modification times of every file in the schema directories: a
+    reload compiles the catalogs again only when one changed (Schematron takes seconds)."""
+    digest = hashlib.sha256()
+    for directory in directories:
+        for path in sorted(directory.rglob("*")):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _load_fit_connect(settings: Settings) -> FitConnectSettings | None:

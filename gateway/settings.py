@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.shipped import example_config_dir, schemas_dir
 
 SHIPPED_SCHEMAS = schemas_dir()
+SHIPPED_MUNICIPALITY_LIST = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"
 
 
 class Settings(BaseSettings):
@@ -26,9 +29,12 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     sqlite_busy_seconds: float = Field(default=30.0, gt=0)
     """How long a write waits for the SQLite lock before the API answers 503."""
-    schema_dirs: list[Path] = []
-    """Extra schema catalog directories, on top of the shipped ``schemas/``."""
-    municipality_list: Path = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"
+    schema_dirs: Annotated[list[Path], NoDecode] = []
+    """Extra schema catalog directories, on top of the shipped ``schemas/``: a path list
+    separated by ``:`` (like ``PATH``) or a JSON list."""
+    municipality_list: Path = SHIPPED_MUNICIPALITY_LIST
+    """The AGS list; by default the one imported into the config (``codelists import``),
+    else the shipped derived copy (``gateway.municipality.municipality_list``)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -128,6 +134,19 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @field_validator("schema_dirs", mode="before")
+    @classmethod
+    def _path_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list: {exc}") from None
+        return [part for part in text.split(os.pathsep) if part.strip()]
 
     @property
     def all_schema_dirs(self) -> list[Path]:

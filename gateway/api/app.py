@@ -33,7 +33,13 @@ from gateway.api.problems import (
     validation_error_handler,
 )
 from gateway.api.views import submission_body
-from gateway.errors import ConfigError, GatewayError, NotFound, PayloadTooLarge
+from gateway.errors import (
+    ConfigError,
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+    SchemaRegistryError,
+)
 from gateway.routing.config import Sender
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
@@ -195,9 +201,10 @@ def create_app(
         runtime = runtime_of(request)
         try:
             config = runtime.reload_config()
-        except ConfigError as exc:
+            await runtime.schemas_reloaded()
+        except (ConfigError, SchemaRegistryError) as exc:
             return problem(
-                exc.status,
+                ConfigError.status,  # a refused catalog is a refused configuration
                 "Configuration refused; the previous one stays active",
                 exc.detail,
                 exc.type_uri,

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from gateway.errors import (
     GatewayError,
     InsufficientStorage,
+    IntakeError,
     InvalidAttachment,
     InvalidMessage,
     RateLimited,
@@ -53,6 +54,10 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         extra["errors"] = [
             {"path": e.path, "line": e.line, "message": e.message} for e in exc.errors
         ]
+    if isinstance(exc, IntakeError) and exc.report is not None:
+        # The full validation report (docs/validation.md); ``errors`` stays for clients
+        # that read only that.
+        extra["report"] = exc.report.to_json()
     if isinstance(exc, InvalidAttachment | UnacceptableField):
         extra["field"] = exc.field
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from gateway.cli import (
+    codelists,
     config,
     dead_letters,
     demo,
@@ -28,6 +29,7 @@ COMMANDS = (
     serve,
     validate,
     config,
+    codelists,
     mapping,
     schema,
     dead_letters,

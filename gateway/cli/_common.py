@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidSettings
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +44,10 @@ The environment overrides the file; a relative ``data_dir`` in it is taken relat
 
 
 def settings_for(config: Path | None = None, schemas: list[Path] | None = None) -> Settings:
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except GatewayError as exc:
+        raise fail(exc) from None
     if config is not None:
         beside = config / SETTINGS_FILE
         if beside.is_file():
@@ -68,13 +73,13 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def load_all(settings: Settings) -> tuple[GatewayConfig, SchemaRegistry, MunicipalityDirectory]:
     """Configuration, schema registry and municipality list, as a running gateway has them."""
     from gateway.intake.registry import SchemaRegistry
-    from gateway.municipality import MunicipalityDirectory
+    from gateway.municipality import MunicipalityDirectory, municipality_list
     from gateway.routing.config import load_config
 
     return (
         load_config(settings.config_source),
         SchemaRegistry.load(settings.all_schema_dirs),
-        MunicipalityDirectory.load(settings.municipality_list),
+        MunicipalityDirectory.load(municipality_list(settings)),
     )
 
 
@@ -99,3 +104,18 @@ def echo_header(rows: list[tuple[str, str]], indent: str = "  ") -> None:
     width = max(len(name) for name, _ in rows)
     for name, xpath in rows:
         typer.echo(f"{indent}{name:<{width}}  {xpath}")
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a wrong variable is one ``InvalidSettings`` line
+    naming it and the cause (never pydantic's multi-line dump)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        causes = []
+        for error in exc.errors():
+            field = "_".join(str(p) for p in error["loc"][:1]).upper()
+            causes.append(f"XOEV_GATEWAY_{field}: {error['msg']} (got {error['input']!r})")
+        raise InvalidSettings("; ".join(causes)) from None
+    except SettingsError as exc:
+        raise InvalidSettings(f"{exc} (a JSON value is expected)") from None

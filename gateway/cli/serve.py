@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import uvicorn
 
-from gateway.cli._common import ConfigDir, fail, run_async, settings_for
+from gateway.cli._common import ConfigDir, SchemaDirs, fail, run_async, settings_for
 from gateway.errors import ConfigError, GatewayError
 from gateway.process import freeze_startup_heap
 
@@ -65,9 +65,18 @@ def serve(
     tls_key: TlsKey = None,
     tls_client_ca: TlsClientCa = None,
     sources: Sources = None,
+    schemas: SchemaDirs = None,
 ) -> None:
     """Run the API, the inbound sources and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), sources, run_worker=True)
+    _run_server(
+        config,
+        host,
+        port,
+        (tls_cert, tls_key, tls_client_ca),
+        sources,
+        run_worker=True,
+        schemas=schemas,
+    )
 
 
 def api(
@@ -78,14 +87,23 @@ def api(
     tls_key: TlsKey = None,
     tls_client_ca: TlsClientCa = None,
     sources: Sources = None,
+    schemas: SchemaDirs = None,
 ) -> None:
     """Run only the API and the inbound sources (scale it out; run workers separately)."""
-    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), sources, run_worker=False)
+    _run_server(
+        config,
+        host,
+        port,
+        (tls_cert, tls_key, tls_client_ca),
+        sources,
+        run_worker=False,
+        schemas=schemas,
+    )
 
 
-def worker(config: ConfigDir = None) -> None:
+def worker(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
     """Run only a worker: deliver queued work items until SIGTERM/SIGINT (graceful)."""
-    _run_until_signal(config, run_worker=True, run_relay=False, name="worker")
+    _run_until_signal(config, run_worker=True, run_relay=False, name="worker", schemas=schemas)
 
 
 def relay(config: ConfigDir = None) -> None:
@@ -101,13 +119,14 @@ def _run_server(
     sources: bool | None,
     *,
     run_worker: bool,
+    schemas: list[Path] | None = None,
 ) -> None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from gateway.api.app import create_app
     from gateway.api.connections import ConnectionLimits, guarded_protocol
 
-    settings = settings_for(config)
+    settings = settings_for(config, schemas)
     settings.host = host or settings.host
     settings.port = port or settings.port
     limits = ConnectionLimits(
@@ -167,12 +186,19 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:
+def _run_until_signal(
+    config: Path | None,
+    *,
+    run_worker: bool,
+    run_relay: bool,
+    name: str,
+    schemas: list[Path] | None = None,
+) -> None:
     from gateway.runtime import Runtime
 
     async def main() -> None:
         runtime = await Runtime.start(
-            settings_for(config),
+            settings_for(config, schemas),
             run_worker=run_worker,
             run_relay=run_relay,
             on_loaded=freeze_startup_heap,

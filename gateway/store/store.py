@@ -296,6 +296,7 @@ class Store:
                             "recipient_source": new.recipient_source,
                             **new.header_detail,
                             **({"references": new.references} if new.references else {}),
+                            **({"validation": new.validation} if new.validation else {}),
                         }
                     ),
                 }

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.http import HttpAdapter, HttpSettings
 from gateway.testing.adapter_contract import (
     RETRY_AFTER_SECONDS,
     AdapterContract,
@@ -19,6 +20,7 @@ from gateway.testing.adapter_contract import (
 )
 from tests.support.certs import Pki, make_pki
 from tests.support.gateway_process import free_port
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
 from tests.support.servers import ReferenceFachverfahren, reference_fachverfahren
 
 FAULTS = {"transient": "5xx", "permanent": "4xx", "hang": "slow", "throttle": "429"}
@@ -272,3 +274,16 @@ async def test_mutual_tls_without_client_certificate_is_refused(
     outcome = await deliver_one(tmp_path, settings, max_attempts=1)
     assert outcome.state == "dead"
     assert mtls_fv.state()["cases"] == 0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_body_mapped_is_the_previewed_rendering(fv: ReferenceFachverfahren, fmt: str) -> None:
+    adapter = HttpAdapter(HttpSettings(url=f"{fv.url}/cases", body="mapped"))
+    try:
+        await adapter.deliver(mapped_delivery(fmt))
+    finally:
+        await adapter.aclose()
+    (case,) = fv.cases()
+    payload = previewed(fmt)[1]
+    assert case["content_type"] == payload.media_type
+    assert case["body"].encode() == payload.body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import asyncssh
 import pytest
 
+from adapters.sftp import SftpDropAdapter, SftpSettings
 from gateway.testing.adapter_contract import (
     AdapterContract,
     FaultMode,
@@ -16,6 +18,7 @@ from gateway.testing.adapter_contract import (
     WorkerHarness,
 )
 from tests.support.faults import set_fault
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
 from tests.support.processes import ServerProcess, free_port, serve
 
 PASSWORD = "sftp-test-password"
@@ -136,3 +139,16 @@ async def test_unreachable_server_is_transient(tmp_path: Path, target: SftpTarge
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 2
     assert "connection failed" in (outcome.problem or "")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_mapped_document_arrives_as_previewed(target: SftpTarget, fmt: str) -> None:
+    settings = {**target.settings(), "mapped_name": "HST_{message_uuid}.{ext}"}
+    adapter = SftpDropAdapter(SftpSettings.model_validate(settings))
+    delivery = mapped_delivery(fmt)
+    await adapter.deliver(delivery)
+    ext = {"json": "json", "xml": "xml", "keyvalue": "txt"}[fmt]
+    name = f"HST_{delivery.message_uuid}.{ext}"
+    assert (target.inbox / name).read_bytes() == previewed(fmt)[1].body
+    meta = json.loads((target.inbox / f"{delivery.delivery_id}.json").read_bytes())
+    assert meta["payload_file"] == name and meta["payload_format"] == fmt

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from adapters.smtp import SmtpAdapter, SmtpSettings
 from gateway.testing.adapter_contract import (
     AdapterContract,
     FaultMode,
@@ -20,6 +21,7 @@ from gateway.testing.adapter_contract import (
 )
 from tests.support.certs import Pki, make_pki
 from tests.support.faults import set_fault
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
 from tests.support.processes import ServerProcess, free_port, serve
 
 PASSWORD = "smtp-test-password"
@@ -164,3 +166,15 @@ def test_subject_template_fields_are_checked_at_config_load() -> None:
         SmtpSettings.model_validate(
             {"host": "h", "from_address": "a@b", "to": ["c@d"], "subject": "{name}"}
         )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_mapped_document_is_attached_as_previewed(target: MailboxTarget, fmt: str) -> None:
+    adapter = SmtpAdapter(SmtpSettings.model_validate(target.settings()))
+    await adapter.deliver(mapped_delivery(fmt))
+    (mail,) = target.mails()
+    payload = previewed(fmt)[1]
+    ext = {"json": "json", "xml": "xml", "keyvalue": "txt"}[fmt]
+    (part,) = [p for p in mail.iter_attachments() if p.get_filename() == f"mapped.{ext}"]
+    assert part.get_content_type() == payload.media_type.partition(";")[0]
+    assert part.get_payload(decode=True) == payload.body

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adapters.soap import SoapAdapter, SoapSettings
 from gateway.reference_fachverfahren import WSDL_FILE
 from gateway.testing.adapter_contract import (
     AdapterContract,
@@ -15,6 +16,7 @@ from gateway.testing.adapter_contract import (
     TargetCase,
     WorkerHarness,
 )
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
 from tests.support.servers import ReferenceFachverfahren, reference_fachverfahren
 
 FAULTS = {"transient": "5xx", "permanent": "4xx", "hang": "slow"}
@@ -109,3 +111,15 @@ def test_unknown_parameter_source_is_a_config_error() -> None:
         SoapSettings.model_validate(
             {"wsdl": "x.wsdl", "operation": "Op", "parameters": {"a": "payload"}}
         )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_mapped_parameter_is_the_previewed_rendering(target: SoapTarget, fmt: str) -> None:
+    settings = {**target.settings(), "parameters": {**PARAMETERS, "document": "mapped"}}
+    adapter = SoapAdapter(SoapSettings.model_validate(settings))
+    try:
+        await adapter.deliver(mapped_delivery(fmt))
+    finally:
+        await adapter.aclose()
+    (case,) = target.fv.cases()
+    assert case["body"].encode() == previewed(fmt)[1].body
