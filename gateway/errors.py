@@ -25,6 +25,7 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   └── UnacceptableField           422  a value the store cannot hold (length, NUL)
     ├── AuthError                       401
     │   └── Forbidden                   403
+    │       └── CsrfRefused             403  a console form without its session's CSRF token
     ├── NotFound                        404
     ├── RateLimited                     429  over the sender's limit, or too many failed logins
     ├── Unavailable                     503  durability cannot be guaranteed now
@@ -241,6 +242,13 @@ class Forbidden(AuthError):
     status = 403
     slug = "forbidden"
     title = "Not allowed"
+
+
+class CsrfRefused(Forbidden):
+    """A state-changing admin console request without the session's CSRF token."""
+
+    slug = "csrf"
+    title = "Request refused (CSRF check)"
 
 
 class NotFound(GatewayError):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.shipped import example_config_dir, schemas_dir
@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     """Run the inbound sources (FIT-Connect polling) in ``serve`` and ``api`` processes. Every
     process polling is safe (answers are idempotent by submission id) but does the work N
     times; with many ``api`` processes set it false in all but one or two."""
+
+    console_session_seconds: float = Field(default=1800.0, gt=0)
+    """How long an admin console login lasts (from the login, not sliding)."""
+    console_secret: SecretStr | None = None
+    """Key that signs console sessions; unset: a random key per process (every login ends
+    with a restart, and with several ``api`` processes a session works only on its own)."""
 
     worker_concurrency: int = Field(default=16, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)

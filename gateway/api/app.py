@@ -18,8 +18,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
+from gateway import console
 from gateway.admin.preview import preview
-from gateway.api import submissions
+from gateway.api import docs, submissions
 from gateway.api.auth import admin_of, runtime_of, sender_of
 from gateway.api.body import BodyLimit
 from gateway.api.limits import AuthFailureThrottle, SenderLimits
@@ -96,6 +97,9 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         telemetry={"tracing": otel, "metrics": otel, "logs": otel},
+        # /docs is served from local assets below (docs.install); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
@@ -238,4 +242,7 @@ def create_app(
         )
         return shown.to_json()
 
+    docs.install(app)
+    # The admin console: its own pages under /admin, after every API route.
+    console.install(app, settings)
     return app

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from gateway.cli._common import ConfigDir, SchemaDirs, echo_header, fail, load_all, settings_for
 from gateway.errors import ConfigError, GatewayError
-from gateway.routing.yaml_lines import lines_of
-
-if TYPE_CHECKING:
-    from gateway.mapping.model import FieldSpec
-    from gateway.mapping.table import Origin
 
 config_app = typer.Typer(help="Check and explain the routing configuration.", no_args_is_help=True)
 
@@ -88,7 +83,8 @@ def config_explain(
     config: ConfigDir = None,
 ) -> None:
     """Show the effective route and mapping, and where each field comes from."""
-    from gateway.municipality import MunicipalityDirectory, level_of, municipality_list
+    from gateway.admin.explain import explain
+    from gateway.municipality import MunicipalityDirectory, municipality_list
     from gateway.routing.config import load_config
 
     settings = settings_for(config)
@@ -98,74 +94,27 @@ def config_explain(
         ags = directory.normalize(municipality)
     except GatewayError as exc:
         raise fail(exc) from None
+    shown = explain(cfg, ags, directory.names.get(ags, ""), service)
     typer.echo(
-        f"municipality {ags} {directory.names.get(ags, '')}, service {service}, "
-        f"config {cfg.version}"
+        f"municipality {ags} {shown.municipality_name}, service {service}, config {cfg.version}"
     )
-    route = cfg.route_key(ags, (service,))
-    if route is None:
+    if shown.route is None:
         typer.echo("route: none (submissions for it are refused with 'no-route')")
         raise typer.Exit(1)
-    typer.echo(
-        f"route: municipality {route[0] or '*'} ({level_of(route[0])}), service {route[1]}"
-        f" -> {', '.join(cfg.routes[route])}  [{cfg.route_sources.get(route, '?')}]"
-    )
-    lines = _LineCache()
-    for destination in cfg.routes[route]:
-        dest = cfg.destinations[destination]
-        typer.echo(f"\ndestination {destination} (adapter {dest.adapter})")
-        mapping = cfg.mappings.effective(ags, service, destination)
-        if mapping is None:
+    typer.echo(f"route: {shown.route}")
+    for dest in shown.destinations:
+        typer.echo(f"\ndestination {dest.destination} (adapter {dest.adapter})")
+        if dest.format is None:
             typer.echo("  no mapping: the adapter gets the XML only (payload null)")
             continue
         typer.echo("  layers, least specific first:")
-        for origin in mapping.layers:
-            typer.echo(f"    {origin.describe(lines.line(origin))}")
-        typer.echo(
-            f"  format: {mapping.format}"
-            + (f" (root {mapping.xml_root})" if mapping.format == "xml" else "")
-        )
-        width = max(len(name) for name in mapping.origins)
-        for name, origin in mapping.origins.items():
-            compiled = mapping.fields.get(name)
-            what = "removed" if compiled is None else _summary(compiled.spec)
-            typer.echo(f"  {name:<{width}}  {what}")
-            typer.echo(f"  {'':<{width}}    from {origin.describe(lines.line(origin))}")
-
-
-class _LineCache:
-    def __init__(self) -> None:
-        self._texts: dict[Path, str] = {}
-
-    def line(self, origin: Origin) -> int | None:
-        text = self._texts.get(origin.path)
-        if text is None:
-            text = self._texts[origin.path] = origin.path.read_text(encoding="utf-8")
-        return lines_of(text, [origin.loc])[0]
-
-
-def _summary(spec: FieldSpec) -> str:
-    kind = spec.kind
-    if kind == "const":
-        text = f"const {json.dumps(spec.const, ensure_ascii=False)}"
-    elif kind == "template":
-        text = f"template {spec.template!r}"
-    elif kind == "fields":
-        text = f"object of {', '.join(spec.fields or {})}"
-    elif kind == "items":
-        text = f"list of {spec.items}" + (f" ({', '.join(spec.fields)})" if spec.fields else "")
-    elif kind == "xslt":
-        text = f"xslt {spec.xslt}"
-    else:
-        text = f"xpath {spec.xpath}"
-        if spec.type != "string":
-            text += f" as {spec.type}" + (f" {spec.format!r}" if spec.format else "")
-    if spec.map is not None:
-        text += f", value map ({len(spec.map.values)} codes"
-        text += f", default {spec.map.default!r})" if spec.map.has_default else ", else error)"
-    if spec.when:
-        text += f", when {spec.when}"
-    return text
+        for layer in dest.layers:
+            typer.echo(f"    {layer}")
+        typer.echo(f"  format: {dest.format}")
+        width = max(len(f.name) for f in dest.fields)
+        for f in dest.fields:
+            typer.echo(f"  {f.name:<{width}}  {f.summary}")
+            typer.echo(f"  {'':<{width}}    from {f.origin}")
 
 
 @config_app.command("test")

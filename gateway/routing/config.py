@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,6 +156,10 @@ class GatewayConfig:
         self.version = version
         self.mappings = mappings if mappings is not None else MappingTable({})
         self.route_sources = route_sources or {}
+        self.loaded_at = time.time()
+
+    def sender(self, name: str) -> Sender | None:
+        return self._by_name.get(name)
 
     def authenticate(self, token: str) -> Sender | None:
         return self._by_token.get(hashlib.sha256(token.encode()).hexdigest())

@@ -44,6 +44,12 @@ submissions = Table(
     # When the payload (XML and attachment references) was erased; NULL while kept.
     Column("payload_erased_at", Float),
     Index("ix_submissions_retention", "payload_erased_at", "received_at"),
+    # The admin console's lists: newest first, paged by (received_at, id), one index per
+    # filter ending in that pair (gateway/store/browse.py, bench/console_paging.py).
+    Index("ix_submissions_received", "received_at", "id"),
+    Index("ix_submissions_municipality", "municipality", "received_at", "id"),
+    Index("ix_submissions_sender", "sender", "received_at", "id"),
+    Index("ix_submissions_message_type", "message_type", "received_at", "id"),
 )
 
 attachments = Table(
@@ -78,6 +84,8 @@ deliveries = Table(
     Column("updated_at", Float, nullable=False),
     # The configuration (routes and mapping) the last attempt used; NULL before any attempt.
     Column("config_version", String(64)),
+    # The console's state filter: the few pending or dead submissions without a scan.
+    Index("ix_deliveries_state", "state", "submission_id"),
 )
 
 events = Table(
