@@ -91,7 +91,7 @@ class QueueDepth:
     oldest_available_at: float | None
 
 
-def _conditions(f: SubmissionFilter) -> list[ColumnElement[bool]]:
+def _conditions(f: SubmissionFilter, few: bool = False) -> list[ColumnElement[bool]]:
     s = submissions.c
     where: list[ColumnElement[bool]] = []
     if f.municipality:
@@ -106,24 +106,37 @@ def _conditions(f: SubmissionFilter) -> list[ColumnElement[bool]]:
         where.append(s.received_at < f.received_until)
     if f.state is not None:
         d = deliveries.c
-        if f.state == DeliveryState.DELIVERED:
-            # Nearly every submission is delivered: walk the time index and check each
-            # row's deliveries (one index probe) until the page is full.
-            where.append(exists().where(and_(d.submission_id == s.id, d.state == f.state.value)))
-        else:
-            # Pending and dead are the few: take them from the (state, submission_id) index
-            # and sort those, instead of walking the whole time index to find a page.
+        if few:
+            # Few submissions in this state: take them from the (state, submission_id)
+            # index and sort those, instead of walking the time index to fill a page.
             where.append(
                 s.id.in_(select(d.submission_id).where(d.state == f.state.value).scalar_subquery())
             )
+        else:
+            # Many: walk the time index and probe each row's deliveries until the page is
+            # full (about PAGE / share probes).
+            where.append(exists().where(and_(d.submission_id == s.id, d.state == f.state.value)))
     return where
+
+
+FEW = 2000
+"""Up to this many deliveries in a state, the state filter sorts them (~8 µs each on
+SQLite); above, it walks the time index (a page needs ~limit / share probes). Measured in
+bench/console_paging.py."""
+
+
+def few_in_state(conn: Connection, state: DeliveryState) -> bool:
+    """Counted on the (state, submission_id) index, and at most FEW + 1 rows of it."""
+    found = select(deliveries.c.submission_id).where(deliveries.c.state == state.value)
+    count = conn.execute(select(func.count()).select_from(found.limit(FEW + 1).subquery()))
+    return count.scalar_one() <= FEW
 
 
 def list_submissions(
     conn: Connection, f: SubmissionFilter, after: Cursor | None, limit: int
 ) -> SubmissionPage:
     s = submissions.c
-    where = _conditions(f)
+    where = _conditions(f, f.state is not None and few_in_state(conn, f.state))
     if after is not None:
         where.append(tuple_(s.received_at, s.id) < tuple_(after.received_at, after.id))
     query = (

@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = REPO / "docs" / "console"
 CONSOLE_SECRET = "console-test-secret-0123456789abcdef"
+NUERTINGEN = "hundesteuer/valid/anmeldung-nuertingen.xml"
+ATTACHMENT = b"%PDF-1.4 " + bytes(range(256)) * 100
 XML = {"Authorization": f"Bearer {DEMO_SENDER_TOKEN}", "Content-Type": "application/xml"}
 
 
@@ -44,6 +46,7 @@ class Console:
     gateway: GatewayProcess
     config_dir: Path
     out_dir: Path
+    blocker: Path
     submissions: dict[str, str]
     """Seeded submissions: name → id."""
 
@@ -52,15 +55,21 @@ class Console:
         return self.gateway.url
 
 
-def broken_destination(out: Path, blocker: Path) -> str:
+def destinations(hamburg: Path, bremen: Path) -> str:
+    """Hamburg's and Bremen's tax offices, each a file drop into the given directory."""
     return (
         "destinations:\n"
         "  hamburg-steuer:\n"
         "    adapter: filedrop\n"
-        f"    settings: {{directory: {blocker / 'hamburg-steuer'}}}\n"
+        f"    settings: {{directory: {hamburg}}}\n"
+        "    max_attempts: 1\n"
+        "  bremen-steuer:\n"
+        "    adapter: filedrop\n"
+        f"    settings: {{directory: {bremen}}}\n"
         "    max_attempts: 1\n"
         "routes:\n"
         "  - {municipality: '02000000', service: '*', destinations: [hamburg-steuer]}\n"
+        "  - {municipality: '04011000', service: '*', destinations: [bremen-steuer]}\n"
         "mappings:\n"
         "  - service: hundesteuer.anmeldung.0101\n"
         "    municipality: '02000000'\n"
@@ -69,10 +78,6 @@ def broken_destination(out: Path, blocker: Path) -> str:
         "      vorgang: {const: HH-HUNDESTEUER}\n"
         "      hund: hs:hund/hs:name\n"
     )
-
-
-def fixed_destination(out: Path) -> str:
-    return broken_destination(out, out)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +107,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     out.mkdir()
     blocker = root / "not-a-directory"
     blocker.write_text("a file where the destination's directory should be\n")
-    (config_dir / "console-test.yaml").write_text(broken_destination(out, blocker))
+    # Both unwritable at first: Hamburg's gets fixed by a test, Bremen's stays broken.
+    (config_dir / "console-test.yaml").write_text(
+        destinations(blocker / "hamburg-steuer", blocker / "bremen-steuer")
+    )
     env = gateway_env(
         root / "data",
         config_dir,
@@ -117,14 +125,24 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         with httpx.Client(base_url=gateway.url, timeout=30) as client:
             for name, sample in [
                 ("stuttgart", "hundesteuer/valid/anmeldung-stuttgart.xml"),
-                ("nuertingen", "hundesteuer/valid/anmeldung-nuertingen.xml"),
                 ("koeln", "hundesteuer/valid/anmeldung-koeln.xml"),
                 ("muenchen", "bewohnerparken/valid/antrag-muenchen.xml"),
             ]:
                 answer = client.post("/v1/submissions", content=fresh(sample), headers=XML)
                 assert answer.status_code == 202, answer.text
                 seeded[name] = answer.json()["id"]
-        yield Console(gateway, config_dir, out, seeded)
+            # With attachments, for the detail page (names, sizes, hashes).
+            files = [
+                ("message", ("antrag.xml", fresh(NUERTINGEN), "application/xml")),
+                ("attachment", ("Sachkundenachweis.pdf", ATTACHMENT, "application/pdf")),
+                ("attachment", ("foto.jpg", b"\xff\xd8\xff jpeg", "image/jpeg")),
+            ]
+            answer = client.post(
+                "/v1/submissions", files=files, headers={"Authorization": XML["Authorization"]}
+            )
+            assert answer.status_code == 202, answer.text
+            seeded["nuertingen"] = answer.json()["id"]
+        yield Console(gateway, config_dir, out, blocker, seeded)
     finally:
         gateway.stop()
 

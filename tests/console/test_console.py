@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -13,10 +14,11 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from gateway.console.session import SESSION_COOKIE, SessionSigner
 from tests.conftest import DEMO_ADMIN_TOKEN, DEMO_SENDER_TOKEN
 from tests.console.conftest import (
+    ATTACHMENT,
     CONSOLE_SECRET,
     XML,
     Console,
-    fixed_destination,
+    destinations,
     log_in,
     screenshot,
 )
@@ -27,9 +29,9 @@ pytestmark = pytest.mark.slow
 AXE = Path(__file__).with_name("axe.min.js")
 
 
-def hamburg_submission(console: Console) -> str:
+def hamburg_submission(console: Console, ags: str = "02000000") -> str:
     body = fresh("hundesteuer/valid/anmeldung-stuttgart.xml").replace(
-        b"ags:08111000", b"ags:02000000"
+        b"ags:08111000", f"ags:{ags}".encode()
     )
     with httpx.Client(base_url=console.url, timeout=30) as client:
         answer = client.post("/v1/submissions", content=body, headers=XML)
@@ -66,6 +68,10 @@ def test_find_a_submission_by_municipality_and_open_its_timeline(page: Page, con
     expect(timeline.locator("li").first).to_contain_text("accepted")
     expect(timeline).to_contain_text("delivered")
     expect(page.get_by_role("table", name="Deliveries")).to_contain_text("bw-hundesteuer")
+    attachment = page.get_by_role("table", name="Attachments").get_by_role("row").nth(1)
+    expect(attachment).to_contain_text("Sachkundenachweis.pdf")
+    expect(attachment).to_contain_text("25.0 KiB")
+    expect(attachment).to_contain_text(hashlib.sha256(ATTACHMENT).hexdigest())
     page.get_by_text("Show the XML").click()
     expect(page.locator("pre.xml")).to_contain_text("nachrichtenUUID")
     screenshot(page, "submission")
@@ -107,7 +113,9 @@ def test_replay_a_dead_letter_after_fixing_its_destination(page: Page, console: 
     dead_letter_page = page.url
 
     # The fix: the destination's directory in the configuration, reloaded from the console.
-    (console.config_dir / "console-test.yaml").write_text(fixed_destination(console.out_dir))
+    (console.config_dir / "console-test.yaml").write_text(
+        destinations(console.out_dir / "hamburg-steuer", console.blocker / "bremen-steuer")
+    )
     page.goto(f"{console.url}/admin/config")
     page.get_by_role("button", name="Reload the configuration").click()
     expect(page.get_by_role("status")).to_contain_text("Reloaded")
@@ -126,6 +134,40 @@ def test_replay_a_dead_letter_after_fixing_its_destination(page: Page, console: 
         time.sleep(0.2)
     expect(page.get_by_role("list", name="Timeline")).to_contain_text("replayed")
     assert list((console.out_dir / "hamburg-steuer").iterdir())
+
+
+def wait_dead_letters(page: Page, console: Console, submission_ids: list[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        page.goto(f"{console.url}/admin/dead-letters")
+        if all(page.get_by_role("link", name=s).count() for s in submission_ids):
+            return
+        assert time.monotonic() < deadline, page.content()
+        time.sleep(0.2)
+
+
+def replays(page: Page, console: Console, submission_id: str) -> int:
+    page.goto(f"{console.url}/admin/submissions/{submission_id}")
+    return page.get_by_role("list", name="Timeline").get_by_text("delivery.replayed").count()
+
+
+def test_replay_a_selection_then_all_of_a_destination(page: Page, console: Console):
+    """Bremen's destination stays broken: replayed letters die again, one attempt more."""
+    ids = [hamburg_submission(console, "04011000") for _ in range(3)]
+    log_in(page, console)
+    wait_dead_letters(page, console, ids)
+    section = page.get_by_role("region", name=re.compile("bremen-steuer"))
+    for submission_id in ids[:2]:
+        section.get_by_role("row").filter(has_text=submission_id).get_by_role("checkbox").check()
+    section.get_by_role("button", name="Replay selected").click()
+    expect(page.get_by_role("status")).to_contain_text("2 delivery(s) replayed")
+    assert [replays(page, console, s) for s in ids] == [1, 1, 0]
+    wait_dead_letters(page, console, ids)
+    page.get_by_role("region", name=re.compile("bremen-steuer")).get_by_role(
+        "button", name=re.compile("Replay all")
+    ).click()
+    expect(page.get_by_role("status")).to_contain_text("delivery(s) replayed")
+    assert [replays(page, console, s) for s in ids] == [2, 2, 1]
 
 
 def test_preview_a_pasted_message(page: Page, console: Console):
