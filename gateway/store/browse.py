@@ -119,10 +119,11 @@ def _conditions(f: SubmissionFilter, few: bool = False) -> list[ColumnElement[bo
     return where
 
 
-FEW = 2000
-"""Up to this many deliveries in a state, the state filter sorts them (~8 µs each on
-SQLite); above, it walks the time index (a page needs ~limit / share probes). Measured in
-bench/console_paging.py."""
+FEW = 3000
+"""Up to this many deliveries in a state, the state filter sorts them (~16 µs each on
+SQLite at 1,000,000 rows); above, it walks the time index (~3.4 µs per row, and a page of
+50 needs about 50 / share rows). The two cost the same near 3,000 of 1,000,000 (~50 ms),
+the worst case; elsewhere far less (bench/console_paging.py)."""
 
 
 def few_in_state(conn: Connection, state: DeliveryState) -> bool:

@@ -107,6 +107,10 @@ def test_the_wheel_holds_the_package_data_and_no_junk(installed: Installed) -> N
     assert "gateway/shipped/schemas/catalog.yaml" in names
     assert "gateway/shipped/schemas/codelists/ags.tsv" in names
     assert "gateway/shipped/config/routes.yaml" in names
+    # The console and /docs serve these themselves (no CDN).
+    assert "gateway/console/templates/base.html" in names
+    assert "gateway/console/static/console.css" in names
+    assert "gateway/api/swagger_ui/swagger-ui-bundle.js" in names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "examples/"))]
 
 
