@@ -154,15 +154,17 @@ class Console:
                 return response
             request.state.console_session = session
             if request.method == "POST":
-                form = await request.form()
+                # A pasted message is a text field: Starlette's 1 MiB default would refuse
+                # messages the API takes.
+                form = await request.form(max_part_size=self.settings.max_xml_bytes + 65536)
                 request.state.form = form
                 if not same_token(_text(form, "csrf"), session.csrf):
                     refused = CsrfRefused("the form did not carry this session's CSRF token")
                     return self.render(request, "error.html", 403, error=refused)
             try:
                 return await handler(request, session)
-            except NotFound as exc:
-                return self.render(request, "error.html", 404, error=exc)
+            except GatewayError as exc:  # not found, store unavailable: a page, not JSON
+                return self.render(request, "error.html", exc.status, error=exc)
 
         return endpoint
 

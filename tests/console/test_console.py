@@ -88,6 +88,9 @@ def test_filters_combine_and_paging_walks_older_rows(page: Page, console: Consol
     expect(page.get_by_role("alert")).to_contain_text("no municipality key")
     page.goto(f"{console.url}/admin/submissions?until=2000-01-01T00:00")
     expect(page.locator("table tbody")).to_contain_text("No submissions match.")
+    answer = page.goto(f"{console.url}/admin/submissions/no-such-id")
+    assert answer is not None and answer.status == 404
+    expect(page.get_by_role("alert")).to_have_text("no submission no-such-id")
 
 
 def test_replay_a_dead_letter_after_fixing_its_destination(page: Page, console: Console):
