@@ -18,6 +18,7 @@ from gateway.municipality import MunicipalityDirectory
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
+from gateway.store.audit import AuditLog
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.migrate import migrate
@@ -84,6 +85,11 @@ class Runtime:
     on_loaded: Callable[[], None] | None = None
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    audit: AuditLog = field(init=False, repr=False)
+    """Where admin actions are recorded (``gateway.store.audit``)."""
+
+    def __post_init__(self) -> None:
+        self.audit = AuditLog(self.db)
 
     @property
     def config(self) -> GatewayConfig:
