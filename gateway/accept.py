@@ -25,8 +25,16 @@ from gateway.store.states import WorkState
 from gateway.store.store import Store
 
 # Delivery ids are derived, not random: the same submission and destination always give
-# the same id, which adapters use as idempotency key / file name.
+# the same id, which adapters use as idempotency key / file name. A nachrichtenUUID is
+# unique per sender, so the sender is part of the name: two senders' messages with one
+# UUID get two ids. Ids are computed once, at accept, and stored: deliveries accepted
+# before the sender was part of the name keep theirs (a resubmission finds the stored
+# submission and its deliveries).
 DELIVERY_NAMESPACE = uuid.UUID("6f1d2c3a-8e0b-4f5e-9a77-0c4c1e2b7d10")
+
+
+def delivery_id(sender: str, message_uuid: str, destination: str) -> str:
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{message_uuid}/{destination}/{sender}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +142,7 @@ class Acceptor:
             xml=body,
             deliveries=[
                 NewDelivery(
-                    id=str(uuid.uuid5(DELIVERY_NAMESPACE, f"{header.message_uuid}/{name}")),
+                    id=delivery_id(incoming.sender, header.message_uuid, name),
                     destination=name,
                     adapter=self.config.destinations[name].adapter,
                 )
