@@ -122,6 +122,7 @@ def scaled(workdir: Path) -> Iterator[servers.Server]:
         "XOEV_GATEWAY_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
         "XOEV_GATEWAY_AMQP_URL": f"{AMQP_URL}{name}",
         "XOEV_GATEWAY_RABBITMQ_PREFIX": name,
+        "XOEV_GATEWAY_DEMO": "true",  # the example configuration's public demo tokens
     }
     api = servers.Server("scaled-api", ["gateway", "api"], workdir, env)
     worker = subprocess.Popen(

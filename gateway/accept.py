@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.errors import NoRoute
+from gateway.errors import NoRoute, NotPermitted
 from gateway.intake.processes import Examiner
 from gateway.municipality import MunicipalityDirectory, RecipientResolver
 from gateway.routing.config import GatewayConfig
@@ -53,7 +53,8 @@ API = Source("api")
 class Incoming:
     """What a source hands to the accept path.
 
-    ``sender`` is the already authenticated sender's name. ``recipient`` is a kennung
+    ``sender`` is the already authenticated sender's name; ``Acceptor.accept`` checks
+    its grants (services, regions, authors) before anything is stored. ``recipient`` is a kennung
     (``ags:…``, ``ars:…`` or a configured alias) when the transport itself addresses the
     submission (a FIT-Connect destination, an XTA mailbox); it then decides the
     municipality instead of the Nachrichtenkopf's ``leser``.
@@ -116,6 +117,10 @@ class Acceptor:
         municipality = self.resolver.resolve(recipient)
         leika = examined.leika
         services = (header.message_type,) + ((leika,) if leika else ())
+        sender = self.config.senders.get(incoming.sender)
+        if sender is None:  # removed by a reload after it authenticated
+            raise NotPermitted(f"sender '{incoming.sender}' is not configured", rule="senders")
+        sender.authorize(municipality, services, header.author)
         destinations = self.config.resolve(municipality, services)
         if not destinations:
             name = self.directory.names.get(municipality, "")

@@ -76,7 +76,10 @@ def run_demo(workdir: Path) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)
     config_dir = copy_example_config(workdir / "config")
-    settings = Settings(data_dir=workdir / "data", config_dir=config_dir, port=free_port())
+    # The demo runs the example configuration with its public tokens: demo mode, explicitly.
+    settings = Settings(
+        data_dir=workdir / "data", config_dir=config_dir, port=free_port(), demo=True
+    )
     server = BackgroundServer(settings)
     console.print(f"[bold]xoev-gateway demo[/]: embedded mode at {server.url}, data in {workdir}")
     server.start()

@@ -16,6 +16,9 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   └── DuplicateConflict           409  same nachrichtenUUID, other content
     ├── AuthError                       401
     │   └── Forbidden                   403
+    │       ├── NotPermitted            403  the sender's grants do not cover it (``rule``)
+    │       ├── AdminOnly               403  a sender credential on an admin endpoint
+    │       └── NotASender              403  an admin credential on a sender endpoint
     ├── NotFound                        404
     ├── Unavailable                     503  durability cannot be guaranteed now
     ├── ConfigError                     422  refused configuration (file, key, cause)
@@ -146,6 +149,28 @@ class Forbidden(AuthError):
     status = 403
     slug = "forbidden"
     title = "Not allowed"
+
+
+class NotPermitted(Forbidden):
+    """The sender's configured grants do not cover this message; ``rule`` names which
+    (``services``, ``regions`` or ``authors``) and goes into the problem as ``rule``."""
+
+    slug = "not-permitted"
+    title = "The sender may not send this"
+
+    def __init__(self, detail: str, rule: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
+
+
+class AdminOnly(Forbidden):
+    slug = "admin-only"
+    title = "Admin credentials required"
+
+
+class NotASender(Forbidden):
+    slug = "not-a-sender"
+    title = "Admin credentials cannot submit"
 
 
 class NotFound(GatewayError):

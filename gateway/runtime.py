@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.accept import Accepted, Acceptor, Incoming
 from gateway.broker.base import Broker
@@ -18,7 +19,7 @@ from gateway.municipality import MunicipalityDirectory
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
-from gateway.store.audit import AuditLog
+from gateway.store.audit import AuditLog, AuditOutcome
 from gateway.store.blobs import BlobStore
 from gateway.store.database import Database
 from gateway.store.migrate import migrate
@@ -27,6 +28,16 @@ from gateway.store.store import Store
 from gateway.worker import Worker
 
 log = logging.getLogger("xoev_gateway")
+
+
+def refuse_demo_tokens(settings: Settings, config: GatewayConfig) -> None:
+    """A server that takes requests refuses the public demo tokens unless in demo mode."""
+    if config.demo_credentials and not settings.demo:
+        raise ConfigError(
+            f"{', '.join(config.demo_credentials)} use a public demo token: replace them "
+            "with tokens from 'xoev-gateway token new', or turn demo mode on (--demo or "
+            "XOEV_GATEWAY_DEMO=true) to try the gateway out"
+        )
 
 
 def make_broker(
@@ -83,10 +94,12 @@ class Runtime:
     worker: Worker | None = None
     relay: OutboxRelay | None = None
     on_loaded: Callable[[], None] | None = None
+    serve_api: bool = False
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
     audit: AuditLog = field(init=False, repr=False)
     """Where admin actions are recorded (``gateway.store.audit``)."""
+    _pending_audits: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.db)
@@ -119,9 +132,11 @@ class Runtime:
                 "shipped example configuration, copied to %s; its demo tokens are public",
                 settings.config_dir,
             )
+        config = load_config(settings.config_source)
+        if serve_api:
+            refuse_demo_tokens(settings, config)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(settings.municipality_list)
-        config = load_config(settings.config_source)
         db = Database.open(
             settings.store_url,
             sqlite_synchronous=settings.sqlite_synchronous,
@@ -147,7 +162,16 @@ class Runtime:
         work_state = broker.work_state
         acceptor = Acceptor(InProcess(registry), directory, config, store, work_state, stored)
         runtime = cls(
-            settings, registry, directory, db, store, broker, blobs, acceptor, on_loaded=on_loaded
+            settings,
+            registry,
+            directory,
+            db,
+            store,
+            broker,
+            blobs,
+            acceptor,
+            on_loaded=on_loaded,
+            serve_api=serve_api,
         )
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
@@ -200,6 +224,8 @@ class Runtime:
         if self.relay is not None and self._relay_task is not None:
             self.relay.stop()
             await self._relay_task
+        if self._pending_audits:
+            await asyncio.gather(*self._pending_audits)
         await self.broker.close()
         await self.store.close()
         await self.db.close()
@@ -208,6 +234,8 @@ class Runtime:
     def reload_config(self) -> GatewayConfig:
         """Load the config directory again; a broken config raises and the old one stays."""
         config = load_config(self.settings.config_source)
+        if self.serve_api:
+            refuse_demo_tokens(self.settings, config)
         self.acceptor = self.acceptor.with_config(config)
         log.info("configuration %s active", config.version)
         if self.on_loaded is not None:
@@ -215,13 +243,50 @@ class Runtime:
         return config
 
     def reload_or_keep(self) -> bool:
-        """Reload for SIGHUP: a refused config is logged and the running one stays active."""
+        """Reload for SIGHUP: a refused config is logged and the running one stays active;
+        either way the reload is audited (actor ``signal:SIGHUP``)."""
+        previous = self.config.version
         try:
-            self.reload_config()
+            config = self.reload_config()
         except GatewayError as exc:
-            log.error("config reload refused, %s stays active: %s", self.config.version, exc.detail)
+            log.error("config reload refused, %s stays active: %s", previous, exc.detail)
+            self.audit_later(
+                "signal:SIGHUP",
+                "config.reload",
+                None,
+                AuditOutcome.FAILED,
+                {"previous_version": previous, "error": exc.detail},
+            )
             return False
+        self.audit_later(
+            "signal:SIGHUP",
+            "config.reload",
+            config.version,
+            AuditOutcome.OK,
+            {"previous_version": previous},
+        )
         return True
+
+    def audit_later(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        outcome: AuditOutcome,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record from synchronous code (a signal handler) on the running loop; a record
+        that fails is logged, since nobody waits for it."""
+
+        async def record() -> None:
+            try:
+                await self.audit.record(actor, action, target, outcome, detail)
+            except GatewayError as exc:
+                log.error("audit record of %s by %s failed: %s", action, actor, exc.detail)
+
+        task = asyncio.get_running_loop().create_task(record())
+        self._pending_audits.add(task)
+        task.add_done_callback(self._pending_audits.discard)
 
     async def accept(self, incoming: Incoming) -> Accepted:
         """The accept path every source calls; always with the active configuration."""

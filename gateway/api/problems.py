@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway.errors import GatewayError, InvalidMessage
+from gateway.errors import GatewayError, InvalidMessage, NotPermitted
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -33,6 +33,8 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         extra["errors"] = [
             {"path": e.path, "line": e.line, "message": e.message} for e in exc.errors
         ]
+    if isinstance(exc, NotPermitted):
+        extra["rule"] = exc.rule
     return problem(exc.status, exc.title, exc.detail, exc.type_uri, **extra)
 
 

@@ -11,10 +11,31 @@ import sys
 
 import typer
 
-from gateway.cli import config, dead_letters, demo, mapping, schema, serve, validate
+from gateway.cli import (
+    audit,
+    config,
+    dead_letters,
+    demo,
+    mapping,
+    schema,
+    serve,
+    token,
+    validate,
+)
 from gateway.reference_fachverfahren import cli as reference_fachverfahren
 
-COMMANDS = (serve, validate, config, mapping, schema, dead_letters, demo, reference_fachverfahren)
+COMMANDS = (
+    serve,
+    validate,
+    config,
+    mapping,
+    schema,
+    dead_letters,
+    audit,
+    token,
+    demo,
+    reference_fachverfahren,
+)
 
 app = typer.Typer(
     help="xoev-gateway: XÖV submissions into each municipality's Fachverfahren.",

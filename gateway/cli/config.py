@@ -39,8 +39,15 @@ def config_check(config: ConfigDir = None) -> None:
         raise fail(exc) from None
     typer.echo(
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
-        f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes"
+        f"{len(cfg.admins)} admins, {len(cfg.destinations)} destinations, "
+        f"{len(cfg.routes)} routes"
     )
+    if cfg.demo_credentials:
+        typer.echo(
+            f"warning: {', '.join(cfg.demo_credentials)} use a public demo token; serve and "
+            "api refuse them outside demo mode: replace them ('xoev-gateway token new')",
+            err=True,
+        )
 
 
 @config_app.command("explain")

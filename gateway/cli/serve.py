@@ -39,14 +39,24 @@ def register(app: typer.Typer) -> None:
     app.command()(relay)
 
 
-def serve(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
+Demo = Annotated[
+    bool,
+    typer.Option(
+        "--demo", help="Accept the public demo tokens of the example configuration (demo mode)."
+    ),
+]
+
+
+def serve(
+    config: ConfigDir = None, host: Host = None, port: Port = None, demo: Demo = False
+) -> None:
     """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, run_worker=True)
+    _run_server(config, host, port, run_worker=True, demo=demo)
 
 
-def api(config: ConfigDir = None, host: Host = None, port: Port = None) -> None:
+def api(config: ConfigDir = None, host: Host = None, port: Port = None, demo: Demo = False) -> None:
     """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, run_worker=False)
+    _run_server(config, host, port, run_worker=False, demo=demo)
 
 
 def worker(config: ConfigDir = None) -> None:
@@ -60,22 +70,24 @@ def relay(config: ConfigDir = None) -> None:
 
 
 def _run_server(
-    config: Path | None, host: str | None, port: int | None, *, run_worker: bool
+    config: Path | None, host: str | None, port: int | None, *, run_worker: bool, demo: bool
 ) -> None:
     from gateway.api.app import create_app
 
     settings = settings_for(config)
     settings.host = host or settings.host
     settings.port = port or settings.port
+    settings.demo = settings.demo or demo
+    app = create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap)
     try:
-        uvicorn.run(
-            create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
-            host=settings.host,
-            port=settings.port,
-            **UVICORN_OPTIONS,
-        )
+        uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
     except GatewayError as exc:
         raise fail(exc) from None
+    except SystemExit:
+        startup_error = getattr(app.state, "startup_error", None)
+        if isinstance(startup_error, GatewayError):
+            raise fail(startup_error) from None
+        raise
 
 
 def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:
@@ -102,7 +114,5 @@ def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool,
 
 
 def _reload(runtime: Runtime) -> None:
-    try:
-        runtime.reload_config()
-    except GatewayError as exc:
-        typer.echo(f"config reload refused, previous config stays active: {exc.detail}", err=True)
+    if not runtime.reload_or_keep():  # logged and audited there
+        typer.echo("config reload refused, previous config stays active", err=True)

@@ -3,8 +3,14 @@
 A configuration directory holds any number of ``*.yaml`` files, each with any of these
 sections; names must be unique across files::
 
-    senders:            # who may submit; tokens are stored as SHA-256, never in clear
-      efa-hundesteuer: {token_sha256: "<hex>", role: sender}
+    senders:            # who may submit what for whom; tokens as SHA-256, never in clear
+      efa-hundesteuer:
+        token_sha256: "<hex>"              # xoev-gateway token new
+        services: [hundesteuer.anmeldung.0101, "99108011000000"]   # message types, LeiKa, *
+        regions: ["08", "09162000"]        # AGS/ARS prefixes, or "*"
+        authors: ["efa:hundesteuer-online"]  # optional: the autor/kennung it may use
+    admins:             # admin endpoints and audit; admins cannot submit
+      ops: {token_sha256: "<hex>"}
     recipients:         # other DVDV kennungen resolved to a municipality (AGS)
       "psw:01234567": "08116049"
     destinations:       # where deliveries go: an adapter and its validated settings
@@ -27,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +44,8 @@ from gateway.mapping.codelists import CodeLists
 from gateway.mapping.model import MappingConfig, allow_xpath_shorthand
 from gateway.mapping.table import MappingSource, MappingSourceError, MappingTable, build_table
 from gateway.municipality import MunicipalityPrefix, prefixes
+from gateway.routing.access import Admin, Principal, Sender
+from gateway.routing.tokens import DEMO_HASHES, weakness
 from gateway.routing.yaml_lines import line_of
 from gateway.sdk import AdapterSettings
 from gateway.settings import SHIPPED_SCHEMAS
@@ -45,11 +53,25 @@ from gateway.settings import SHIPPED_SCHEMAS
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+TokenHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class SenderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    role: Literal["sender", "admin"] = "sender"
+    token_sha256: TokenHash
+    services: list[str] = Field(min_length=1)
+    """Message types or LeiKa keys it may send; ``*`` for any."""
+    regions: list[MunicipalityPrefix] = Field(min_length=1)
+    """AGS prefixes (Land 2, Regierungsbezirk 3, Kreis 5, Gemeinde 8) or ARS (12); ``*``."""
+    authors: list[str] | None = Field(default=None, min_length=1)
+    """The ``autor/kennung`` values it may use; not restricted when absent."""
+
+
+class AdminConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token_sha256: TokenHash
 
 
 class DestinationConfig(BaseModel):
@@ -75,6 +97,7 @@ class ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     senders: dict[str, SenderConfig] = {}
+    admins: dict[str, AdminConfig] = {}
     recipients: dict[str, str] = {}
     destinations: dict[str, DestinationConfig] = {}
     routes: list[RouteConfig] = []
@@ -98,13 +121,6 @@ class Destination(BaseModel):
     source: str
 
 
-class Sender(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    role: Literal["sender", "admin"]
-
-
 class GatewayConfig:
     """The validated, merged configuration; immutable once built."""
 
@@ -117,10 +133,34 @@ class GatewayConfig:
         version: str,
         mappings: MappingTable | None = None,
         route_sources: dict[tuple[str, str], str] | None = None,
+        admins: dict[str, tuple[str, AdminConfig]] | None = None,
     ) -> None:
-        self._by_token = {
-            cfg.token_sha256: Sender(name=name, role=cfg.role) for name, (_, cfg) in senders.items()
+        admins = admins or {}
+        self.senders = {
+            name: Sender(
+                name=name,
+                services=frozenset(cfg.services),
+                regions=frozenset(cfg.regions),
+                authors=frozenset(cfg.authors) if cfg.authors is not None else None,
+            )
+            for name, (_, cfg) in senders.items()
         }
+        self.admins = {name: Admin(name) for name in admins}
+        # One table for both: a request costs one hash and one lookup whoever asks; the
+        # loader refuses a hash used twice, so a token is a sender's or an admin's.
+        self._by_token: dict[str, Principal] = {
+            cfg.token_sha256: self.senders[name] for name, (_, cfg) in senders.items()
+        }
+        self._by_token.update(
+            {cfg.token_sha256: self.admins[name] for name, (_, cfg) in admins.items()}
+        )
+        self.demo_credentials = sorted(
+            f"{section}.{name}"
+            for section, table in (("senders", senders), ("admins", admins))
+            for name, (_, cfg) in table.items()
+            if cfg.token_sha256 in DEMO_HASHES
+        )
+        """``senders.<name>``/``admins.<name>`` entries that use a public demo token."""
         self.sender_names = sorted(senders)
         self.recipients = recipients
         self.destinations = destinations
@@ -129,7 +169,7 @@ class GatewayConfig:
         self.mappings = mappings if mappings is not None else MappingTable({})
         self.route_sources = route_sources or {}
 
-    def authenticate(self, token: str) -> Sender | None:
+    def authenticate(self, token: str) -> Principal | None:
         return self._by_token.get(hashlib.sha256(token.encode()).hexdigest())
 
     def resolve(self, municipality: str, services: tuple[str, ...]) -> tuple[str, ...]:
@@ -174,6 +214,8 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
     if not files:
         raise ConfigError(f"{directory}: no *.yaml configuration files")
     senders: dict[str, tuple[str, SenderConfig]] = {}
+    admins: dict[str, tuple[str, AdminConfig]] = {}
+    token_owners: dict[str, str] = {}
     recipients: dict[str, str] = {}
     destinations: dict[str, Destination] = {}
     route_src: dict[tuple[str, str], tuple[str, RouteConfig]] = {}
@@ -189,6 +231,11 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         for name, sender in parsed.senders.items():
             _unique(senders, name, path, "senders")
             senders[name] = (str(path), sender)
+            _check_token(path, text, "senders", name, sender.token_sha256, token_owners)
+        for name, admin in parsed.admins.items():
+            _unique(admins, name, path, "admins")
+            admins[name] = (str(path), admin)
+            _check_token(path, text, "admins", name, admin.token_sha256, token_owners)
         for kennung, ags in parsed.recipients.items():
             recipients[kennung] = ags
         for name, dest in parsed.destinations.items():
@@ -246,7 +293,34 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         digest.hexdigest()[:12],
         mappings=mappings,
         route_sources={key: src for key, (src, _) in route_src.items()},
+        admins=admins,
     )
+
+
+def _check_token(
+    path: Path, text: str, section: str, name: str, token_sha256: str, owners: dict[str, str]
+) -> None:
+    """Each token belongs to one sender or admin, and none is guessable from its hash.
+
+    The demo tokens pass here (the example configuration uses them); ``serve``/``api``
+    refuse them outside demo mode and ``config check`` warns.
+    """
+    loc = (section, name, "token_sha256")
+    key = f"{section}.{name}.token_sha256"
+    if token_sha256 in owners:
+        raise ConfigError(
+            f"{_where(path, text, loc)}: {key}: the same token as {owners[token_sha256]}; "
+            "every sender and admin needs its own (xoev-gateway token new)"
+        )
+    owners[token_sha256] = f"{section}.{name}"
+    if token_sha256 in DEMO_HASHES:
+        return
+    why = weakness(token_sha256, name)
+    if why is not None:
+        raise ConfigError(
+            f"{_where(path, text, loc)}: {key}: the hash of {why}, which anyone can reverse; "
+            "generate one with 'xoev-gateway token new'"
+        )
 
 
 def _parse(path: Path, text: str) -> ConfigFile:
@@ -339,5 +413,10 @@ def _describe(
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+            if loc[0] == "senders" and loc[-1] == "role":
+                msg += (
+                    ": admins are not senders; move an admin to the 'admins:' section, "
+                    "drop 'role' from senders (docs/security.md)"
+                )
         lines.append(f"{_where(path, text, loc)}: {key}: {msg}")
     return "; ".join(lines)
