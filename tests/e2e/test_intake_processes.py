@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway import errors
-from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, Unavailable
+from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, NotPermitted, Unavailable
 from gateway.intake.pipeline import examine
 from gateway.intake.processes import IntakeProcesses
 from gateway.intake.registry import SchemaRegistry
@@ -61,6 +61,8 @@ def test_every_gateway_error_survives_pickling() -> None:
     for cls in classes:
         if cls is InvalidMessage:
             error: GatewayError = InvalidMessage("2 violations", [ErrorDetail("/a", 3, "bad")])
+        elif cls is NotPermitted:
+            error = NotPermitted("why", rule="regions")
         else:
             error = cls("why")
         copy = pickle.loads(pickle.dumps(error))
