@@ -1,0 +1,1 @@
+"""Inbound transports (sources) and the contract they share (``gateway.sources.base``)."""

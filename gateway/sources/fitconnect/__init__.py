@@ -1,0 +1,1 @@
+"""FIT-Connect source: the gateway as subscriber of its FIT-Connect destinations."""
