@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.errors import NoRoute, NotPermitted
+from gateway.errors import NoRoute, UnknownSender
 from gateway.intake.processes import Examiner
 from gateway.municipality import MunicipalityDirectory, RecipientResolver
 from gateway.routing.config import GatewayConfig
@@ -118,8 +118,8 @@ class Acceptor:
         leika = examined.leika
         services = (header.message_type,) + ((leika,) if leika else ())
         sender = self.config.senders.get(incoming.sender)
-        if sender is None:  # removed by a reload after it authenticated
-            raise NotPermitted(f"sender '{incoming.sender}' is not configured", rule="senders")
+        if sender is None:
+            raise UnknownSender(f"sender '{incoming.sender}' is not configured")
         sender.authorize(municipality, services, header.author)
         destinations = self.config.resolve(municipality, services)
         if not destinations:

@@ -15,6 +15,7 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   ├── NoRoute                     422  no route configured for recipient + service
     │   └── DuplicateConflict           409  same nachrichtenUUID, other content
     ├── AuthError                       401
+    │   ├── UnknownSender               401  a sender identity the configuration lacks
     │   └── Forbidden                   403
     │       ├── NotPermitted            403  the sender's grants do not cover it (``rule``)
     │       ├── AdminOnly               403  a sender credential on an admin endpoint
@@ -143,6 +144,15 @@ class AuthError(GatewayError):
     slug = "unauthorized"
     title = "Authentication required"
     exit_code = 3
+
+
+class UnknownSender(AuthError):
+    """The accept path got a sender the active configuration does not know: removed by a
+    reload after its request authenticated, or a transport identity (``fit-connect:…``)
+    nobody configured. A source leaves such a submission with its transport."""
+
+    slug = "unknown-sender"
+    title = "Sender not configured"
 
 
 class Forbidden(AuthError):

@@ -9,6 +9,8 @@ sections; names must be unique across files::
         services: [hundesteuer.anmeldung.0101, "99108011000000"]   # message types, LeiKa, *
         regions: ["08", "09162000"]        # AGS/ARS prefixes, or "*"
         authors: ["efa:hundesteuer-online"]  # optional: the autor/kennung it may use
+      "fit-connect:<destinationId>": {services: ["*"], regions: ["09162"]}  # no token:
+                                           # an identity a source authenticates itself
     admins:             # admin endpoints and audit; admins cannot submit
       ops: {token_sha256: "<hex>"}
     recipients:         # other DVDV kennungen resolved to a municipality (AGS)
@@ -59,7 +61,9 @@ TokenHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 class SenderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token_sha256: TokenHash
+    token_sha256: TokenHash | None = None
+    """None: the sender cannot use the HTTP API; it is an identity a source authenticates
+    itself (e.g. ``fit-connect:<destinationId>``), which needs grants all the same."""
     services: list[str] = Field(min_length=1)
     """Message types or LeiKa keys it may send; ``*`` for any."""
     regions: list[MunicipalityPrefix] = Field(min_length=1)
@@ -149,7 +153,9 @@ class GatewayConfig:
         # One table for both: a request costs one hash and one lookup whoever asks; the
         # loader refuses a hash used twice, so a token is a sender's or an admin's.
         self._by_token: dict[str, Principal] = {
-            cfg.token_sha256: self.senders[name] for name, (_, cfg) in senders.items()
+            cfg.token_sha256: self.senders[name]
+            for name, (_, cfg) in senders.items()
+            if cfg.token_sha256 is not None
         }
         self._by_token.update(
             {cfg.token_sha256: self.admins[name] for name, (_, cfg) in admins.items()}
@@ -231,7 +237,8 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         for name, sender in parsed.senders.items():
             _unique(senders, name, path, "senders")
             senders[name] = (str(path), sender)
-            _check_token(path, text, "senders", name, sender.token_sha256, token_owners)
+            if sender.token_sha256 is not None:
+                _check_token(path, text, "senders", name, sender.token_sha256, token_owners)
         for name, admin in parsed.admins.items():
             _unique(admins, name, path, "admins")
             admins[name] = (str(path), admin)

@@ -57,7 +57,9 @@ def test_transient_retries_back_off_then_deliver_and_permanent_dies_until_replay
             freiburg = fresh("hundesteuer/valid/anmeldung-stuttgart.xml").replace(
                 b"ags:08111000", b"ags:08311000"
             )
-            flaky = client.post("/v1/submissions", content=heidelberg, headers=XML).headers["location"]
+            flaky = client.post("/v1/submissions", content=heidelberg, headers=XML).headers[
+                "location"
+            ]
             broken = client.post("/v1/submissions", content=freiburg, headers=XML).headers[
                 "location"
             ]
