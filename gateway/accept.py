@@ -16,12 +16,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.errors import NoRoute, UnknownSender
+from gateway.errors import MissingRoutingKey, NoRoute, UnknownSender, ZipContentMismatch
+from gateway.intake.pipeline import Examined
 from gateway.intake.processes import Examiner
 from gateway.municipality import MunicipalityDirectory, RecipientResolver
 from gateway.routing.config import GatewayConfig
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
-from gateway.store.states import WorkState
+from gateway.store.states import RecipientSource, WorkState
 from gateway.store.store import Store
 
 # Delivery ids are derived, not random: the same submission and destination always give
@@ -54,10 +55,12 @@ class Incoming:
     """What a source hands to the accept path.
 
     ``sender`` is the already authenticated sender's name; ``Acceptor.accept`` checks
-    its grants (services, regions, authors) before anything is stored. ``recipient`` is a kennung
-    (``ags:…``, ``ars:…`` or a configured alias) when the transport itself addresses the
-    submission (a FIT-Connect destination, an XTA mailbox); it then decides the
-    municipality instead of the Nachrichtenkopf's ``leser``.
+    its grants (services, regions, authors) before anything is stored. ``recipient`` is a
+    kennung (``ags:…``, ``ars:…`` or a configured alias) when the transport itself addresses the
+    submission (a FIT-Connect destination, an XTA mailbox); it is taken when the message
+    header names no recipient, and failing both the sender's ``default_recipient``.
+    ``container`` names the container the attachments came in (``zip``): they must then
+    be exactly the files the message lists, where its schema set's header says so.
     """
 
     xml: bytes
@@ -65,6 +68,7 @@ class Incoming:
     attachments: Sequence[AttachmentRecord] = ()
     source: Source = API
     recipient: str | None = None
+    container: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +117,11 @@ class Acceptor:
         body = incoming.xml
         examined = await self.examiner.examine(body)
         header = examined.header
-        recipient = incoming.recipient or header.recipient
+        recipient, recipient_source = self._recipient(incoming, examined)
         municipality = self.resolver.resolve(recipient)
+        if incoming.container is not None and header.files is not None:
+            _check_listed(incoming, header.files)
+        message_uuid = header.key(incoming.sender)
         leika = examined.leika
         services = (header.message_type,) + ((leika,) if leika else ())
         sender = self.config.senders.get(incoming.sender)
@@ -134,20 +141,21 @@ class Acceptor:
         source = incoming.source
         return NewSubmission(
             id=str(uuid.uuid4()),
-            message_uuid=header.message_uuid,
+            message_uuid=message_uuid,
             sender=incoming.sender,
             content_sha256=content.hexdigest(),
             message_type=header.message_type,
             schema_set=examined.schema_set,
             municipality=municipality,
             recipient=recipient,
+            recipient_source=recipient_source,
             author=header.author,
             leika=leika,
             config_version=self.config.version,
             xml=body,
             deliveries=[
                 NewDelivery(
-                    id=delivery_id(incoming.sender, header.message_uuid, name),
+                    id=delivery_id(incoming.sender, message_uuid, name),
                     destination=name,
                     adapter=self.config.destinations[name].adapter,
                 )
@@ -156,4 +164,42 @@ class Acceptor:
             attachments=list(incoming.attachments),
             source=source.name,
             references=dict(source.references),
+            header_detail={
+                key: value
+                for key, value in (
+                    ("identity", " + ".join(header.identity)),
+                    ("created", header.created or ""),
+                )
+                if value
+            },
         )
+
+    def _recipient(self, incoming: Incoming, examined: Examined) -> tuple[str, str]:
+        """The recipient kennung and where it came from: the message header, else the
+        transport's addressing, else the sender's configured default."""
+        header = examined.header
+        if header.recipient:
+            return header.recipient, RecipientSource.MESSAGE
+        if incoming.recipient:
+            return incoming.recipient, RecipientSource.TRANSPORT
+        default = self.config.default_recipients.get(incoming.sender)
+        if default:
+            return default, RecipientSource.SENDER
+        raise MissingRoutingKey(
+            f"{header.recipient_missing} (schema set {examined.schema_set}); neither the "
+            f"transport nor sender '{incoming.sender}' (default_recipient) gives one"
+        )
+
+
+def _check_listed(incoming: Incoming, listed: tuple[str, ...]) -> None:
+    names = [a.name for a in incoming.attachments]
+    missing = sorted(set(listed) - set(names))
+    extra = sorted(set(names) - set(listed))
+    container = incoming.container
+    parts = []
+    if missing:
+        parts.append(f"the message lists {', '.join(missing)}, which the {container} lacks")
+    if extra:
+        parts.append(f"the {container} holds {', '.join(extra)}, not listed by the message")
+    if parts:
+        raise ZipContentMismatch("; ".join(parts))

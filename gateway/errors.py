@@ -10,10 +10,16 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   ├── UnsafeXml                   400  DTD, entities, XInclude
     │   ├── UnknownMessageType          422  no schema set for namespace + root
     │   ├── InvalidMessage              422  schema or business-rule violations
-    │   ├── MissingRoutingKey           422  header lacks UUID / recipient
+    │   ├── MissingRoutingKey           422  header lacks identity / recipient (names the XPath)
     │   ├── UnknownRecipient            422  recipient is no known municipality
     │   ├── NoRoute                     422  no route configured for recipient + service
-    │   └── DuplicateConflict           409  same nachrichtenUUID, other content
+    │   ├── DuplicateConflict           409  same nachrichtenUUID, other content
+    │   ├── MalformedZip                400  not a ZIP, encrypted, not exactly one XML
+    │   ├── ZipBomb                     413  uncompressed size, ratio or entry count over the limit
+    │   ├── UnsafeZipPath               400  ``..``, absolute or drive paths in an entry name
+    │   ├── DuplicateZipEntry           400  two entries of one name (case-insensitively)
+    │   ├── NestedZip                   400  a ZIP inside the ZIP
+    │   └── ZipContentMismatch          422  files differ from those the message lists
     ├── AuthError                       401
     │   ├── UnknownSender               401  a sender identity the configuration lacks
     │   └── Forbidden                   403
@@ -118,7 +124,7 @@ class InvalidMessage(IntakeError):
 class MissingRoutingKey(IntakeError):
     status = 422
     slug = "missing-routing-key"
-    title = "Routing key missing in the Nachrichtenkopf"
+    title = "Routing key missing in the message header"
 
 
 class UnknownRecipient(IntakeError):
@@ -137,6 +143,42 @@ class DuplicateConflict(IntakeError):
     status = 409
     slug = "duplicate-conflict"
     title = "nachrichtenUUID already used for other content"
+
+
+class MalformedZip(IntakeError):
+    status = 400
+    slug = "malformed-zip"
+    title = "ZIP container is not usable"
+
+
+class ZipBomb(IntakeError):
+    status = 413
+    slug = "zip-bomb"
+    title = "ZIP container expands beyond the limits"
+
+
+class UnsafeZipPath(IntakeError):
+    status = 400
+    slug = "unsafe-zip-path"
+    title = "ZIP entry name leaves the container"
+
+
+class DuplicateZipEntry(IntakeError):
+    status = 400
+    slug = "duplicate-zip-entry"
+    title = "ZIP container holds two entries of one name"
+
+
+class NestedZip(IntakeError):
+    status = 400
+    slug = "nested-zip"
+    title = "ZIP container holds another archive"
+
+
+class ZipContentMismatch(IntakeError):
+    status = 422
+    slug = "zip-content-mismatch"
+    title = "ZIP files differ from the files the message lists"
 
 
 class AuthError(GatewayError):

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     port: int = 8080
     max_xml_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    zip_max_entries: int = Field(default=1000, ge=1)
+    """Entries a ZIP submission may hold (``application/zip``)."""
+    zip_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    """Total uncompressed size of a ZIP submission's entries, counted while unpacking."""
+    zip_max_ratio: float = Field(default=100.0, gt=1)
+    """Uncompressed / compressed size an entry may reach (above 1 MiB): zip-bomb guard."""
     intake_processes: int | None = Field(default=None, ge=0)
     """Processes that parse and validate submissions for the API; 0: on the event loop.
     Default: one per core but one (none on a single core), at most 4."""

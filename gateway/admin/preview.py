@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pydantic import JsonValue
 
-from gateway.errors import NoRoute
+from gateway.errors import MissingRoutingKey, NoRoute
 from gateway.intake.pipeline import check
 from gateway.intake.registry import SchemaRegistry
 from gateway.mapping.apply import Payload
@@ -73,6 +73,10 @@ def preview(
     checked = check(body, registry, RecipientResolver(directory, config.recipients))
     keys = checked.keys
     ags = directory.normalize(municipality) if municipality else keys.municipality
+    if ags is None:
+        raise MissingRoutingKey(
+            f"{keys.header.recipient_missing}; give the municipality to preview for"
+        )
     services = (keys.message_type,) + ((keys.leika,) if keys.leika else ())
     route = config.route_key(ags, services)
     name = directory.names.get(ags, "")

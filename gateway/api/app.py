@@ -139,7 +139,11 @@ def create_app(
             "status": view.status,
             "message_uuid": view.message_uuid,
             "message_type": view.message_type,
-            "recipient": {"kennung": view.recipient, "municipality": view.municipality},
+            "recipient": {
+                "kennung": view.recipient,
+                "municipality": view.municipality,
+                "source": view.recipient_source,
+            },
             "received_at": view.received_at,
             "config_version": view.config_version,
             "attachments": [a.__dict__ for a in view.attachments],

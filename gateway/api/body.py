@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.problems import from_error
+from gateway.api.zip_body import ZIP_TYPES, read_zip_submission
 from gateway.errors import MalformedXml, PayloadTooLarge, UnsupportedMediaType
 from gateway.store.blobs import BlobStore, BlobWriter
 from gateway.store.records import AttachmentRecord
@@ -48,10 +49,12 @@ async def read_submission(
     kind = media_type(request)
     if kind in XML_TYPES or kind.endswith("+xml"):
         return await read_xml_body(request, xml_limit), []
+    if kind in ZIP_TYPES:
+        return await read_zip_submission(request, blobs, xml_limit)
     if kind != "multipart/form-data":
         raise UnsupportedMediaType(
-            f"content type '{kind or 'none'}' is not accepted; send application/xml or "
-            "multipart/form-data with a 'message' part"
+            f"content type '{kind or 'none'}' is not accepted; send application/xml, "
+            "multipart/form-data with a 'message' part, or application/zip"
         )
     async with request.form(max_files=1000, max_fields=10, max_part_size=xml_limit) as form:
         message = form.get("message")

@@ -22,8 +22,9 @@ from starlette.routing import Route
 
 from gateway.accept import Incoming
 from gateway.api.auth import runtime_of, sender_of
-from gateway.api.body import read_submission
+from gateway.api.body import media_type, read_submission
 from gateway.api.problems import PROBLEM_JSON
+from gateway.api.zip_body import ZIP_TYPES
 from gateway.errors import GatewayError
 from gateway.store.states import SubmissionStatus
 
@@ -50,7 +51,10 @@ async def submit(request: Request) -> Response:
         body, attachments = await read_submission(
             request, runtime.blobs, runtime.settings.max_xml_bytes
         )
-        accepted = await runtime.accept(Incoming(body, sender.name, attachments))
+        container = "zip" if media_type(request) in ZIP_TYPES else None
+        accepted = await runtime.accept(
+            Incoming(body, sender.name, attachments, container=container)
+        )
     except GatewayError as exc:
         REJECTED.labels(exc.slug).inc()
         raise
@@ -68,7 +72,7 @@ _PROBLEMS = {
     "403": "The sender may not send this",
     "409": "The same nachrichtenUUID was accepted before with other content",
     "413": "The body or the XML is too large",
-    "415": "Neither application/xml nor multipart/form-data",
+    "415": "Neither application/xml, multipart/form-data nor application/zip",
     "422": "Invalid against the schema or the business rules, unknown recipient or no route",
     "503": "Durability cannot be guaranteed right now (store or broker down): retry later",
 }
@@ -77,8 +81,11 @@ OPERATION: dict[str, Any] = {
     "summary": "Submit a message",
     "description": (
         "An XÖV message as `application/xml`, or `multipart/form-data` with the XML in the "
-        "part `message` and attachments in further parts. The `nachrichtenUUID` is the "
-        "idempotency key: the same message again returns the first answer."
+        "part `message` and attachments in further parts, or `application/zip` holding one "
+        "top-level `.xml` entry (the message) and its files (the attachments; they must be "
+        "the files the message lists where its schema set says so). The message identity "
+        "(e.g. `nachrichtenUUID`) is the idempotency key: the same message again returns the "
+        "first answer."
     ),
     "operationId": "submit_v1_submissions_post",
     "security": [{"bearer": []}],
@@ -86,6 +93,7 @@ OPERATION: dict[str, Any] = {
         "required": True,
         "content": {
             "application/xml": {"schema": {"type": "string"}},
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",

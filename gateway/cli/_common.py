@@ -61,3 +61,10 @@ def load_all(settings: Settings) -> tuple[GatewayConfig, SchemaRegistry, Municip
         SchemaRegistry.load(settings.all_schema_dirs),
         MunicipalityDirectory.load(settings.municipality_list),
     )
+
+
+def echo_header(rows: list[tuple[str, str]], indent: str = "  ") -> None:
+    """A schema set's header fields and their XPaths, aligned."""
+    width = max(len(name) for name, _ in rows)
+    for name, xpath in rows:
+        typer.echo(f"{indent}{name:<{width}}  {xpath}")

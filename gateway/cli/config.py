@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.cli._common import ConfigDir, SchemaDirs, fail, load_all, settings_for
+from gateway.cli._common import ConfigDir, SchemaDirs, echo_header, fail, load_all, settings_for
 from gateway.errors import GatewayError
 from gateway.routing.yaml_lines import lines_of
 
@@ -28,13 +28,17 @@ def register(app: typer.Typer) -> None:
 
 
 @config_app.command("check")
-def config_check(config: ConfigDir = None) -> None:
-    """Load the configuration and report the first problem with file, line and key."""
+def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
+    """Load the configuration and report the first problem with file, line and key; then
+    how each schema set's header is read."""
+    from gateway.intake.registry import header_reader, read_catalogs
     from gateway.routing.config import load_config
 
-    settings = settings_for(config)
+    settings = settings_for(config, schemas)
     try:
         cfg = load_config(settings.config_source)
+        entries, _urls = read_catalogs(settings.all_schema_dirs)
+        readers = [(entry.id, header_reader(entry)) for _directory, entry in entries]
     except GatewayError as exc:
         raise fail(exc) from None
     typer.echo(
@@ -42,6 +46,9 @@ def config_check(config: ConfigDir = None) -> None:
         f"{len(cfg.admins)} admins, {len(cfg.destinations)} destinations, "
         f"{len(cfg.routes)} routes"
     )
+    for schema_set, reader in readers:
+        typer.echo(f"schema set {schema_set}: header {reader.name}")
+        echo_header(reader.describe())
     if cfg.demo_credentials:
         typer.echo(
             f"warning: {', '.join(cfg.demo_credentials)} use a public demo token; serve and "

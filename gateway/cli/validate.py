@@ -59,9 +59,28 @@ def validate(
             typer.echo(f"{path}: {exc.slug}: {exc.detail}")
             continue
         keys = checked.keys
+        header = keys.header
         typer.echo(
             f"{path}: valid {checked.schema_set.id} {keys.message_type} "
-            f"uuid={keys.message_uuid} recipient={keys.municipality}"
+            f"uuid={keys.message_uuid} recipient={keys.municipality or '-'}"
         )
+        # The routing keys as read, so that an administrator sees what the header gave.
+        recipient = (
+            f"{keys.recipient} -> {keys.municipality}"
+            if keys.recipient
+            else f"none ({header.recipient_missing}); the transport or the sender's "
+            "default_recipient must give one"
+        )
+        identity = " + ".join(header.identity) or header.message_uuid
+        scope = "per sender" if header.per_sender else "gateway-wide"
+        typer.echo(f"  header ({checked.schema_set.header.name}):")
+        typer.echo(f"    recipient: {recipient}")
+        typer.echo(f"    identity: {identity} ({scope})")
+        typer.echo(f"    message_type: {keys.message_type}")
+        typer.echo(f"    author: {keys.author or '-'}")
+        if header.created:
+            typer.echo(f"    created: {header.created}")
+        if header.files is not None:
+            typer.echo(f"    files: {', '.join(header.files) or '-'}")
     if failed:
         raise typer.Exit(2)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from gateway.intake.header import Header
 from gateway.intake.registry import SchemaRegistry, SchemaSet
-from gateway.intake.routing_keys import Header, RoutingKeys, read_header
+from gateway.intake.routing_keys import RoutingKeys, routing_keys
 from gateway.intake.safe_xml import parse_untrusted
 from gateway.municipality import RecipientResolver
 
@@ -38,7 +39,7 @@ def _examine(body: bytes, registry: SchemaRegistry) -> tuple[etree._ElementTree,
     root = tree.getroot()
     schema_set = registry.identify(root)
     schema_set.validate(tree)
-    return tree, schema_set, read_header(root)
+    return tree, schema_set, schema_set.header.read(root, body)
 
 
 def examine(body: bytes, registry: SchemaRegistry) -> Examined:
@@ -50,4 +51,4 @@ def examine(body: bytes, registry: SchemaRegistry) -> Examined:
 def check(body: bytes, registry: SchemaRegistry, resolver: RecipientResolver) -> Checked:
     """Everything ``xoev-gateway validate`` and the API check, in the same order."""
     tree, schema_set, header = _examine(body, registry)
-    return Checked(tree, schema_set, header.keys(resolver, schema_set.leika))
+    return Checked(tree, schema_set, routing_keys(header, resolver, schema_set.leika))

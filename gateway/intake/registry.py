@@ -14,6 +14,7 @@ fetched from the network, and lists schema sets::
         messages: [hundesteuer.anmeldung.0101]   # root elements; empty = any
         leika: "99108008001000"        # optional LeiKa key of the service
         schematron: [hundesteuer/hundesteuer.sch]  # optional business rules, run after XSD
+        header: basisnachricht-g2g     # how to read the header: a preset or XPaths (header.py)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import ErrorDetail, InvalidMessage, SchemaRegistryError, UnknownMessageType
+from gateway.intake.header import HeaderReader, HeaderSpec, resolve_spec
 from gateway.intake.schematron import Schematron, SchematronCompiler
 
 
@@ -41,6 +43,8 @@ class SchemaSetEntry(BaseModel):
     messages: list[str] = []
     leika: str | None = Field(default=None, pattern=r"^\d{14}$")
     schematron: list[str] = []
+    header: str | HeaderSpec | None = None
+    """A preset name (default ``basisnachricht-g2g``) or the header's XPaths."""
 
 
 class CatalogFile(BaseModel):
@@ -81,6 +85,9 @@ class SchemaSet:
     path: Path
     schema: etree.XMLSchema = field(repr=False)
     rules: tuple[Schematron, ...] = field(default=(), repr=False)
+    header: HeaderReader = field(
+        default_factory=lambda: HeaderReader(*resolve_spec(None), "default"), repr=False
+    )
 
     def validate(self, tree: etree._ElementTree) -> None:
         """XSD first; the business rules only run on a schema-valid message."""
@@ -124,20 +131,7 @@ class SchemaRegistry:
 
     @classmethod
     def load(cls, directories: Iterable[Path]) -> SchemaRegistry:
-        entries: list[tuple[Path, SchemaSetEntry]] = []
-        urls: dict[str, Path] = {}
-        for directory in directories:
-            catalog_path = directory / "catalog.yaml"
-            if not catalog_path.is_file():
-                raise SchemaRegistryError(f"{catalog_path}: no catalog.yaml in schema directory")
-            try:
-                raw = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
-                catalog = CatalogFile.model_validate(raw)
-            except (yaml.YAMLError, ValidationError) as exc:
-                raise SchemaRegistryError(f"{catalog_path}: {exc}") from None
-            for url, rel in catalog.urls.items():
-                urls[url] = (directory / rel).resolve()
-            entries.extend((directory, e) for e in catalog.schema_sets)
+        entries, urls = read_catalogs(directories)
         resolver = _CatalogResolver(urls)
         # One Saxon processor for all rule sets, and only if some schema set has rules.
         compiler = SchematronCompiler() if any(e.schematron for _, e in entries) else None
@@ -179,6 +173,36 @@ class SchemaRegistry:
         return None
 
 
+def read_catalogs(
+    directories: Iterable[Path],
+) -> tuple[list[tuple[Path, SchemaSetEntry]], dict[str, Path]]:
+    """The schema set entries of all catalogs (with their directory) and the URL map."""
+    entries: list[tuple[Path, SchemaSetEntry]] = []
+    urls: dict[str, Path] = {}
+    for directory in directories:
+        catalog_path = directory / "catalog.yaml"
+        if not catalog_path.is_file():
+            raise SchemaRegistryError(f"{catalog_path}: no catalog.yaml in schema directory")
+        try:
+            raw = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
+            catalog = CatalogFile.model_validate(raw)
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise SchemaRegistryError(f"{catalog_path}: {exc}") from None
+        for url, rel in catalog.urls.items():
+            urls[url] = (directory / rel).resolve()
+        entries.extend((directory, e) for e in catalog.schema_sets)
+    return entries, urls
+
+
+def header_reader(entry: SchemaSetEntry) -> HeaderReader:
+    """The entry's header spec, resolved against the presets and compiled."""
+    try:
+        name, spec = resolve_spec(entry.header)
+    except SchemaRegistryError as exc:
+        raise SchemaRegistryError(f"schema set {entry.id}: {exc.detail}") from None
+    return HeaderReader(name, spec, entry.id)
+
+
 def _compile(
     directory: Path,
     entry: SchemaSetEntry,
@@ -213,4 +237,5 @@ def _compile(
         path=path,
         schema=schema,
         rules=tuple(rules),
+        header=header_reader(entry),
     )

@@ -9,6 +9,9 @@ sections; names must be unique across files::
         services: [hundesteuer.anmeldung.0101, "99108011000000"]   # message types, LeiKa, *
         regions: ["08", "09162000"]        # AGS/ARS prefixes, or "*"
         authors: ["efa:hundesteuer-online"]  # optional: the autor/kennung it may use
+      efa-fundsachen:
+        {token_sha256: "<hex>", services: ["*"], regions: ["08111"],
+         default_recipient: "ags:08111000"}  # for its messages that name no recipient
       "fit-connect:<destinationId>": {services: ["*"], regions: ["09162"]}  # no token:
                                            # an identity a source authenticates itself
     admins:             # admin endpoints and audit; admins cannot submit
@@ -70,6 +73,8 @@ class SenderConfig(BaseModel):
     """AGS prefixes (Land 2, Regierungsbezirk 3, Kreis 5, Gemeinde 8) or ARS (12); ``*``."""
     authors: list[str] | None = Field(default=None, min_length=1)
     """The ``autor/kennung`` values it may use; not restricted when absent."""
+    default_recipient: str | None = Field(default=None, pattern=r"^[^:\s]+:\S+$")
+    """A kennung (``ags:…``) for this sender's messages that name no recipient."""
 
 
 class AdminConfig(BaseModel):
@@ -168,6 +173,11 @@ class GatewayConfig:
         )
         """``senders.<name>``/``admins.<name>`` entries that use a public demo token."""
         self.sender_names = sorted(senders)
+        self.default_recipients = {
+            name: cfg.default_recipient
+            for name, (_, cfg) in senders.items()
+            if cfg.default_recipient is not None
+        }
         self.recipients = recipients
         self.destinations = destinations
         self.routes = routes

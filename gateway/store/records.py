@@ -42,6 +42,10 @@ class NewSubmission:
     """Which inbound transport delivered it; with ``references`` (the transport's own ids)
     recorded in the first event."""
     references: dict[str, str] = field(default_factory=dict)
+    recipient_source: str = "message"
+    """Who named the recipient (``RecipientSource``)."""
+    header_detail: dict[str, str] = field(default_factory=dict)
+    """Header values recorded in the first event (a composed identity, creation time)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class SubmissionView:
     deliveries: list[DeliveryView]
     events: list[EventView]
     attachments: list[AttachmentRecord]
+    recipient_source: str = "message"
 
     @property
     def status(self) -> SubmissionStatus:

@@ -41,3 +41,14 @@ class SubmissionStatus(StrEnum):
     PARTIALLY_DELIVERED = "partially-delivered"
     DEAD = "dead"
     PARTIALLY_DEAD = "partially-dead"
+
+
+class RecipientSource(StrEnum):
+    """``submissions.recipient_source``: who named the recipient the submission went to."""
+
+    MESSAGE = "message"
+    """The message header (``leser``, ``Empfaenger``: the schema set's header spec)."""
+    TRANSPORT = "transport"
+    """The transport that delivered it (a FIT-Connect destination, an XTA mailbox)."""
+    SENDER = "sender"
+    """The sender's configured ``default_recipient``: the message names none."""

@@ -205,6 +205,7 @@ class Store:
                     "schema_set": new.schema_set,
                     "municipality": new.municipality,
                     "recipient": new.recipient,
+                    "recipient_source": new.recipient_source,
                     "author": new.author,
                     "leika": new.leika,
                     "config_version": new.config_version,
@@ -259,6 +260,8 @@ class Store:
                             "config_version": new.config_version,
                             "attachments": len(new.attachments),
                             "source": new.source,
+                            "recipient_source": new.recipient_source,
+                            **new.header_detail,
                             **({"references": new.references} if new.references else {}),
                         }
                     ),
@@ -330,6 +333,7 @@ class Store:
                 for e in evs
             ],
             attachments=atts,
+            recipient_source=sub.recipient_source,
         )
 
     def _attachments(self, conn: Connection, submission_id: str) -> list[AttachmentRecord]:

@@ -30,6 +30,8 @@ submissions = Table(
     Column("schema_set", String(200), nullable=False),
     Column("municipality", String(8), nullable=False),
     Column("recipient", String(200), nullable=False),
+    # message | transport | sender (RecipientSource)
+    Column("recipient_source", String(20), nullable=False, server_default="message"),
     Column("author", String(200)),
     Column("leika", String(14)),
     Column("config_version", String(64), nullable=False),

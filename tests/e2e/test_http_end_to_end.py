@@ -49,7 +49,11 @@ def test_two_municipalities_are_delivered_to_their_own_destinations(
         k_view = wait_settled(client, koeln.headers["location"], SENDER)
 
     assert s_view["status"] == "delivered"
-    assert s_view["recipient"] == {"kennung": "ags:08111000", "municipality": "08111000"}
+    assert s_view["recipient"] == {
+        "kennung": "ags:08111000",
+        "municipality": "08111000",
+        "source": "message",
+    }
     (s_delivery,) = s_view["deliveries"]
     assert s_delivery["destination"] == "stuttgart-steueramt"
     assert [e["kind"] for e in s_view["events"]] == [
@@ -208,5 +212,9 @@ def test_operations_endpoints(gateway: GatewayProcess) -> None:
         assert spec["info"]["title"] == "xoev-gateway"
         # Served by a plain Starlette route, still documented by FastAPI's.
         submit = spec["paths"]["/v1/submissions"]["post"]
-        assert set(submit["requestBody"]["content"]) == {"application/xml", "multipart/form-data"}
+        assert set(submit["requestBody"]["content"]) == {
+            "application/xml",
+            "multipart/form-data",
+            "application/zip",
+        }
         assert "202" in submit["responses"]

@@ -50,7 +50,11 @@ def test_openapi_documents_the_submission_operation(tmp_path: Path, config_dir: 
     app = create_app(settings(tmp_path, config_dir))
     spec = app.openapi()
     operation = spec["paths"]["/v1/submissions"]["post"]
-    assert set(operation["requestBody"]["content"]) == {"application/xml", "multipart/form-data"}
+    assert set(operation["requestBody"]["content"]) == {
+        "application/xml",
+        "multipart/form-data",
+        "application/zip",
+    }
     assert operation["security"] == [{"bearer": []}]
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     responses = operation["responses"]
