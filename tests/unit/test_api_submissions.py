@@ -127,4 +127,4 @@ async def test_another_source_takes_the_same_accept_path(
     detail = (await first_event(client, accepted.id))["detail"]
     assert detail["source"] == "fit-connect"
     assert detail["references"] == {"submission_id": "4b1c", "case_id": "77aa"}
-    assert detail["municipality"] == "08116049"
+    assert detail["municipality"] == "08111000"
