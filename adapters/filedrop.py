@@ -1,7 +1,9 @@
 """File drop: writes each delivery into a directory that the Fachverfahren imports from.
 
 Per delivery it writes ``<delivery_id>.xml``, ``<delivery_id>.json`` (metadata) and the
-attachments under ``<delivery_id>.attachments/``. Every file goes to a temp name first and
+attachments under ``<delivery_id>.attachments/<file_name>`` (``Attachment.file_name``:
+unique within the submission, safe on every file system; the metadata lists each
+attachment's original ``name`` beside it). Every file goes to a temp name first and
 is renamed into place after fsync, so the importer never sees half a file; the metadata
 file is written last and marks the delivery complete. Names come from the stable delivery
 id, so a redelivery overwrites the same files instead of creating a second case.
@@ -10,6 +12,7 @@ id, so a redelivery overwrites the same files instead of creating a second case.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shutil
@@ -20,6 +23,9 @@ from pathlib import Path
 from typing import IO
 
 from gateway.sdk import Adapter, AdapterSettings, Delivery, PermanentDeliveryError, Receipt
+
+# A name or path this file system cannot hold: writing it again cannot succeed.
+PERMANENT_ERRNOS = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ}
 
 # Its own threads: each delivery waits on two or three fsyncs, and on the default executor
 # (cores + 4 threads) concurrent deliveries queued behind each other's disk flushes.
@@ -35,7 +41,12 @@ class FileDropAdapter(Adapter[FileDropSettings]):
     settings_model = FileDropSettings
 
     async def deliver(self, delivery: Delivery) -> Receipt:
-        return await asyncio.get_running_loop().run_in_executor(_DISK, self._write, delivery)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(_DISK, self._write, delivery)
+        except OSError as exc:
+            if exc.errno in PERMANENT_ERRNOS:
+                raise PermanentDeliveryError(f"cannot write {exc.filename}: {exc}") from None
+            raise
 
     def _write(self, delivery: Delivery) -> Receipt:
         directory = self.settings.directory
@@ -49,7 +60,7 @@ class FileDropAdapter(Adapter[FileDropSettings]):
             att_dir.mkdir(exist_ok=True)
             for att in delivery.attachments:
                 with att.open() as src:
-                    self._atomic(att_dir / safe_name(att.name), partial(_copy, src))
+                    self._atomic(att_dir / att.file_name, partial(_copy, src))
         self._atomic(directory / f"{stem}.xml", lambda f: f.write(delivery.xml))
         body = metadata(delivery)
         self._atomic(directory / f"{stem}.json", lambda f: f.write(body))
@@ -78,17 +89,17 @@ def metadata(delivery: Delivery) -> bytes:
         "sender": delivery.sender,
         "payload": dict(delivery.payload) if delivery.payload is not None else None,
         "attachments": [
-            {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
+            {
+                "name": a.name,
+                "file_name": a.file_name,
+                "content_type": a.content_type,
+                "sha256": a.sha256,
+                "size": a.size,
+            }
             for a in delivery.attachments
         ],
     }
     return json.dumps(meta, ensure_ascii=False, indent=2).encode()
-
-
-def safe_name(name: str) -> str:
-    """An attachment's file name without directories or leading dots."""
-    cleaned = Path(name).name.strip().lstrip(".")
-    return cleaned or "attachment"
 
 
 def _copy(src: IO[bytes], dst: IO[bytes]) -> None:

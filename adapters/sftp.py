@@ -1,10 +1,11 @@
 """SFTP file drop: the ``filedrop`` layout, written to a directory on an SFTP server.
 
-Per delivery: ``<delivery_id>.attachments/<name>``, ``<delivery_id>.xml`` and last
-``<delivery_id>.json`` (the completion marker). Each file is uploaded under a dot-prefixed
-temp name and renamed into place with the ``posix-rename@openssh.com`` extension (an
-atomic replace on the server), so the Fachverfahren's importer never sees half a file and a
-redelivery replaces the same files instead of creating a second case.
+Per delivery: ``<delivery_id>.attachments/<file_name>`` (``Attachment.file_name``),
+``<delivery_id>.xml`` and last ``<delivery_id>.json`` (the completion marker). Each file is
+uploaded under a dot-prefixed temp name and renamed into place with the
+``posix-rename@openssh.com`` extension (an atomic replace on the server), so the
+Fachverfahren's importer never sees half a file and a redelivery replaces the same files
+instead of creating a second case.
 
 The server's host key must be known (``known_hosts``); auth by password (from the
 environment) or a private key file.
@@ -18,7 +19,7 @@ from pathlib import Path
 import asyncssh
 from pydantic import Field, model_validator
 
-from adapters.filedrop import metadata, safe_name
+from adapters.filedrop import metadata
 from gateway.sdk import (
     Adapter,
     AdapterSettings,
@@ -101,7 +102,7 @@ class SftpDropAdapter(Adapter[SftpSettings]):
             att_dir = posixpath.join(directory, f"{stem}.attachments")
             await sftp.makedirs(att_dir, exist_ok=True)
             for att in delivery.attachments:
-                await self._atomic(sftp, posixpath.join(att_dir, safe_name(att.name)), att.path)
+                await self._atomic(sftp, posixpath.join(att_dir, att.file_name), att.path)
         await self._atomic(sftp, posixpath.join(directory, f"{stem}.xml"), delivery.xml)
         await self._atomic(sftp, posixpath.join(directory, f"{stem}.json"), metadata(delivery))
 

@@ -118,12 +118,13 @@ class SmtpAdapter(Adapter[SmtpSettings]):
             filename=f"{delivery.message_type}.xml",
         )
         for att in delivery.attachments:
-            maintype, _, subtype = att.content_type.partition("/")
+            essence = att.content_type.partition(";")[0].strip()
+            maintype, _, subtype = essence.partition("/")
             with att.open() as fh:
                 message.add_attachment(
                     fh.read(),
                     maintype=maintype or "application",
                     subtype=subtype or "octet-stream",
-                    filename=att.name,
+                    filename=att.file_name,
                 )
         return message

@@ -7,6 +7,7 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   ├── UnsupportedMediaType        415
     │   ├── PayloadTooLarge             413
     │   ├── MalformedXml                400  not well-formed, bad encoding, too deep
+    │   ├── MalformedMultipart          400  broken multipart body, duplicate message part
     │   ├── UnsafeXml                   400  DTD, entities, XInclude
     │   ├── UnknownMessageType          422  no schema set for namespace + root
     │   ├── InvalidMessage              422  schema or business-rule violations
@@ -19,7 +20,9 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   ├── UnsafeZipPath               400  ``..``, absolute or drive paths in an entry name
     │   ├── DuplicateZipEntry           400  two entries of one name (case-insensitively)
     │   ├── NestedZip                   400  a ZIP inside the ZIP
-    │   └── ZipContentMismatch          422  files differ from those the message lists
+    │   ├── ZipContentMismatch          422  files differ from those the message lists
+    │   ├── InvalidAttachment           422  part without file name, unusable name or type
+    │   └── UnacceptableField           422  a value the store cannot hold (length, NUL)
     ├── AuthError                       401
     │   ├── UnknownSender               401  a sender identity the configuration lacks
     │   └── Forbidden                   403
@@ -179,6 +182,42 @@ class ZipContentMismatch(IntakeError):
     status = 422
     slug = "zip-content-mismatch"
     title = "ZIP files differ from the files the message lists"
+
+
+class MalformedMultipart(IntakeError):
+    status = 400
+    slug = "malformed-multipart"
+    title = "The multipart body cannot be read"
+
+
+class InvalidAttachment(IntakeError):
+    """An attachment part the gateway could not deliver: refused before the 202.
+
+    ``field`` names the part, e.g. ``attachments[2].filename`` (1-based, in body order).
+    """
+
+    status = 422
+    slug = "invalid-attachment"
+    title = "Attachment refused"
+
+    def __init__(self, detail: str, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class UnacceptableField(IntakeError):
+    """A value longer than the store holds, or with characters it refuses (NUL).
+
+    ``field`` names it, e.g. ``author`` or ``attachments[1].content_type``.
+    """
+
+    status = 422
+    slug = "unacceptable-field"
+    title = "A value exceeds what the gateway accepts"
+
+    def __init__(self, detail: str, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 class AuthError(GatewayError):

@@ -19,6 +19,7 @@ Contract of :meth:`Adapter.deliver`:
 from __future__ import annotations
 
 import os
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ __all__ = [
     "Receipt",
     "SecretEnv",
     "TransientDeliveryError",
+    "attachment_file_name",
     "secret_from_env",
 ]
 
@@ -83,13 +85,56 @@ class PermanentDeliveryError(Exception):
     """Delivery cannot succeed by retrying; the delivery is dead-lettered with this reason."""
 
 
+FILE_NAME_BYTES = 200
+"""Longest ``Attachment.file_name`` in UTF-8 bytes: file systems allow 255 per name, and
+adapters write to a temp name (``.<name>.tmp``) before renaming into place."""
+
+# Not portable in a file name: path separators, what Windows/SMB shares refuse, controls.
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0)]
+_UNSAFE = str.maketrans({c: "_" for c in '/\\:*?"<>|' + "".join(map(chr, _CONTROLS))})
+_EXTENSION = 16
+
+
+def attachment_file_name(index: int, name: str) -> str:
+    """The name an attachment is delivered under: ``<index>-<name made safe>``.
+
+    ``index`` is the attachment's 1-based position in the submission, which makes the
+    name unique within it (two parts called ``scan.pdf``, or ``dir1/scan.pdf`` and
+    ``dir2/scan.pdf``, become ``1-scan.pdf`` and ``2-dir2_scan.pdf`` …) and keeps it
+    stable for every redelivery. Made safe: NFC, separators and characters Windows
+    refuses replaced by ``_`` (``../../plan.pdf`` → ``plan.pdf``), no leading dots or
+    underscores, no trailing dots or spaces, at most
+    :data:`FILE_NAME_BYTES` bytes (the stem is shortened, a short extension kept). The
+    original name stays in ``Attachment.name``.
+    """
+    cleaned = unicodedata.normalize("NFC", name).translate(_UNSAFE).strip("._ ").rstrip(". ")
+    prefix = f"{index}-"
+    budget = FILE_NAME_BYTES - len(prefix)
+    if len(cleaned.encode()) > budget:
+        stem, dot, ext = cleaned.rpartition(".")
+        if not dot or not stem or len(ext.encode()) > _EXTENSION:
+            stem, dot, ext = cleaned, "", ""
+        room = budget - len(dot + ext)
+        stem = stem.encode()[:room].decode(errors="ignore").rstrip(". ")
+        cleaned = f"{stem}{dot}{ext}"
+    return prefix + (cleaned or "attachment")
+
+
 @dataclass(frozen=True)
 class Attachment:
     name: str
+    """The name the sender gave (may contain ``/``, any Unicode): for metadata, not paths."""
     content_type: str
     sha256: str
     size: int
     path: Path
+    file_name: str = ""
+    """The name to write it under: unique within the delivery, stable, safe on every file
+    system (see :func:`attachment_file_name`); derived from ``name`` when not given."""
+
+    def __post_init__(self) -> None:
+        if not self.file_name:
+            object.__setattr__(self, "file_name", attachment_file_name(1, self.name))
 
     def open(self) -> Any:
         """A binary file object for streaming the content (read it in chunks)."""
@@ -133,7 +178,13 @@ class Delivery:
             "sender": self.sender,
             "xml": self.xml.decode("utf-8", errors="replace"),
             "attachments": [
-                {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
+                {
+                    "name": a.name,
+                    "file_name": a.file_name,
+                    "content_type": a.content_type,
+                    "sha256": a.sha256,
+                    "size": a.size,
+                }
                 for a in self.attachments
             ],
         }

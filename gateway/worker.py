@@ -277,7 +277,12 @@ class Worker:
             payload_body=payload.body if payload is not None else None,
             attachments=tuple(
                 Attachment(
-                    a.name, a.content_type, a.sha256, a.size, Path(self.blobs.path(a.sha256))
+                    a.name,
+                    a.content_type,
+                    a.sha256,
+                    a.size,
+                    Path(self.blobs.path(a.sha256)),
+                    file_name=a.file_name,
                 )
                 for a in job.attachments
             ),

@@ -9,7 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from gateway.errors import GatewayError, InvalidMessage, NotPermitted
+from gateway.errors import (
+    GatewayError,
+    InvalidAttachment,
+    InvalidMessage,
+    NotPermitted,
+    UnacceptableField,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -35,6 +41,8 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         ]
     if isinstance(exc, NotPermitted):
         extra["rule"] = exc.rule
+    if isinstance(exc, InvalidAttachment | UnacceptableField):
+        extra["field"] = exc.field
     return problem(exc.status, exc.title, exc.detail, exc.type_uri, **extra)
 
 

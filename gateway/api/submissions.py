@@ -67,13 +67,17 @@ async def submit(request: Request) -> Response:
 
 
 _PROBLEMS = {
-    "400": "Not well-formed or unsafe XML, or a routing key missing",
+    "400": "Not well-formed or unsafe XML, a routing key missing, or a broken multipart body",
     "401": "No or an invalid bearer token",
     "403": "The sender may not send this",
     "409": "The same nachrichtenUUID was accepted before with other content",
     "413": "The body or the XML is too large",
     "415": "Neither application/xml, multipart/form-data nor application/zip",
-    "422": "Invalid against the schema or the business rules, unknown recipient or no route",
+    "422": (
+        "Invalid against the schema or the business rules, unknown recipient or no route; "
+        "an attachment without a usable file name or content type, or a value longer than "
+        "the gateway accepts (`field` names it)"
+    ),
     "503": "Durability cannot be guaranteed right now (store or broker down): retry later",
 }
 

@@ -10,9 +10,12 @@ from gateway.store.states import DeliveryState, SubmissionStatus
 @dataclass(frozen=True)
 class AttachmentRecord:
     name: str
+    """As the sender named it."""
     content_type: str
     sha256: str
     size: int
+    file_name: str = ""
+    """The name adapters write it under (``sdk.attachment_file_name``); set at intake."""
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,20 @@ serves many submissions, and each caller still returns only after the commit.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from gateway.errors import DuplicateConflict, NotFound, Unavailable
+from gateway.errors import DuplicateConflict, NotFound, UnacceptableField, Unavailable
+from gateway.sdk import attachment_file_name
 from gateway.store.database import UNAVAILABLE_ERRORS, Database, unavailable_on_failure
 from gateway.store.group_commit import GroupCommit
+from gateway.store.limits import check_storable
 from gateway.store.records import (
     AttachmentRecord,
     DeliveryJob,
@@ -34,6 +37,17 @@ from gateway.store.states import DeliveryState, WorkState
 from gateway.store.tables import attachments, deliveries, events, submissions, work_items
 
 T = TypeVar("T")
+
+log = logging.getLogger("xoev_gateway.store")
+
+
+def _refused_row(exc: DBAPIError) -> bool:
+    """The database refused a row's values (SQLSTATE class 22 data exception, 23 integrity
+    constraint), as opposed to being unreachable: the other rows of its batch are fine."""
+    if isinstance(exc, IntegrityError):
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state[:2] in ("22", "23")
 
 
 def _now() -> float:
@@ -50,6 +64,14 @@ def _settle_duplicate(
             f"nachrichtenUUID {new.message_uuid} was already accepted with other content"
         )
     return first_id, False
+
+
+def _refused(new: NewSubmission, exc: DBAPIError) -> UnacceptableField:
+    """The database refused this submission alone: the sender's 4xx, and the log says why
+    (a limit in limits.py that does not match the schema would show up here)."""
+    cause = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+    log.error("store refused submission %s from %s: %s", new.message_uuid, new.sender, cause)
+    return UnacceptableField(f"the store refused a value of this submission: {cause}", "submission")
 
 
 @dataclass(frozen=True)
@@ -119,7 +141,9 @@ class Store:
         Idempotent by ``(message_uuid, sender)``: the same content again returns the first
         id with ``created=False``; other content under the same sender's UUID raises
         ``DuplicateConflict``. Another sender's use of the UUID is a submission of its own.
+        A value the store cannot hold raises ``UnacceptableField`` before it joins a batch.
         """
+        check_storable(new)
         return await self._accepts.submit((new, work_state))
 
     async def _accept_batch(
@@ -128,9 +152,13 @@ class Store:
         now = _now()
         try:
             return await self.db.write(lambda conn: self._insert_new(conn, batch, now), urgent=True)
-        except IntegrityError:
+        except DBAPIError as exc:
+            if not _refused_row(exc):
+                return [Unavailable(f"store unavailable: {type(exc).__name__}")] * len(batch)
             # Another process stored one of these UUIDs after our check (PostgreSQL with
-            # several API processes): settle each on its own, as if there were no batch.
+            # several API processes), or the database refused one row's values that the
+            # limits let through: settle each on its own, as if there were no batch, so
+            # that one bad row fails only itself.
             return [await self._accept_one(new, work_state) for new, work_state in batch]
         except UNAVAILABLE_ERRORS as exc:
             return [Unavailable(f"store unavailable: {type(exc).__name__}")] * len(batch)
@@ -169,13 +197,18 @@ class Store:
         self, new: NewSubmission, work_state: WorkState
     ) -> tuple[str, bool] | Exception:
         now = _now()
+        conflict: IntegrityError
         try:
             await self.db.write(
                 lambda conn: self._insert(conn, [(new, work_state)], now), urgent=True
             )
             return new.id, True
-        except IntegrityError:
-            pass
+        except IntegrityError as exc:
+            conflict = exc
+        except DBAPIError as exc:
+            if _refused_row(exc):
+                return _refused(new, exc)
+            return Unavailable(f"store unavailable: {type(exc).__name__}")
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
         query = select(submissions.c.id, submissions.c.content_sha256).where(
@@ -185,8 +218,8 @@ class Store:
             row = await self.db.read(lambda conn: conn.execute(query).first())
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
-        if row is None:  # the conflict was not on the UUID: a genuine bug, surface it
-            return RuntimeError(f"integrity error storing {new.message_uuid}")
+        if row is None:  # the conflict was not on the UUID: a constraint refused the row
+            return _refused(new, conflict)
         return _settle_duplicate(new, str(row.id), row.content_sha256)
 
     def _insert(
@@ -219,12 +252,13 @@ class Store:
             {
                 "submission_id": new.id,
                 "name": a.name,
+                "file_name": a.file_name or attachment_file_name(index, a.name),
                 "content_type": a.content_type,
                 "sha256": a.sha256,
                 "size": a.size,
             }
             for new, _ in batch
-            for a in new.attachments
+            for index, a in enumerate(new.attachments, 1)
         ]
         if attachment_rows:
             conn.execute(insert(attachments), attachment_rows)
@@ -345,8 +379,14 @@ class Store:
             )
         ).all()
         return [
-            AttachmentRecord(name=r.name, content_type=r.content_type, sha256=r.sha256, size=r.size)
-            for r in rows
+            AttachmentRecord(
+                name=r.name,
+                content_type=r.content_type,
+                sha256=r.sha256,
+                size=r.size,
+                file_name=r.file_name or attachment_file_name(index, r.name),
+            )
+            for index, r in enumerate(rows, 1)
         ]
 
     async def job(self, delivery_id: str) -> DeliveryJob | None:

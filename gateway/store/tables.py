@@ -29,10 +29,12 @@ submissions = Table(
     Column("message_type", String(200), nullable=False),
     Column("schema_set", String(200), nullable=False),
     Column("municipality", String(8), nullable=False),
-    Column("recipient", String(200), nullable=False),
+    # kennung values: xgb:Text allows 255 characters, XBau's DIN 91379 datatypeC has no
+    # limit; the intake limit is in limits.py.
+    Column("recipient", Text, nullable=False),
     # message | transport | sender (RecipientSource)
     Column("recipient_source", String(20), nullable=False, server_default="message"),
-    Column("author", String(200)),
+    Column("author", Text),
     Column("leika", String(14)),
     Column("config_version", String(64), nullable=False),
     Column("received_at", Float, nullable=False),
@@ -48,8 +50,12 @@ attachments = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("submission_id", String(36), ForeignKey("submissions.id"), nullable=False, index=True),
-    Column("name", String(500), nullable=False),
-    Column("content_type", String(200), nullable=False),
+    # As the sender named it (multipart allows any length; limits.py caps it) ...
+    Column("name", Text, nullable=False),
+    # ... and the name adapters write it under (sdk.attachment_file_name), fixed at intake so
+    # a redelivery after an upgrade writes the same file; NULL in rows stored before.
+    Column("file_name", String(255)),
+    Column("content_type", Text, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
 )

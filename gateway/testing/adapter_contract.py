@@ -261,6 +261,9 @@ class AdapterContract:
     """The destination's timeout; the ``hang`` test waits this long once."""
     attachments: ClassVar[Sequence[tuple[str, str, bytes]]] = (
         ("Kaufvertrag.pdf", "application/pdf", b"%PDF-1.4 contract kit\n" + bytes(range(256))),
+        # Senders repeat names and send paths: each must arrive as its own file
+        # (``Attachment.file_name`` is unique and safe; ``name`` is the sender's).
+        ("scans/Kaufvertrag.pdf", "application/pdf", b"%PDF-1.4 second"),
     )
 
     def check_receipt(self, receipt: Receipt) -> None:

@@ -77,16 +77,23 @@ class TestSftpAdapterContract(AdapterContract):
 
 async def test_files_arrive_complete_with_attachments(tmp_path: Path, target: SftpTarget) -> None:
     content = b"%PDF-1.4 " + bytes(range(256)) * 100
+    # Same names, and names with directories: each is its own file, none leaves the folder.
+    attachments = [
+        ("../../Plan.pdf", "application/pdf", content),
+        ("Plan.pdf", "application/pdf", b"second"),
+        ("dir2/Plan.pdf", "application/pdf", b"third"),
+    ]
     async with WorkerHarness(tmp_path / "gw", "sftp", target.settings()) as h:
-        outcome = await h.settled(
-            await h.submit(attachments=[("../../Plan.pdf", "application/pdf", content)])
-        )
+        outcome = await h.settled(await h.submit(attachments=attachments))
     assert outcome.state == "delivered", outcome.problem
     stem = target.inbox / outcome.delivery_id
     assert stem.with_suffix(".xml").read_bytes().startswith(b"<?xml")
-    assert (
-        target.inbox / f"{outcome.delivery_id}.attachments" / "Plan.pdf"
-    ).read_bytes() == content
+    folder = target.inbox / f"{outcome.delivery_id}.attachments"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
+        "1-Plan.pdf": content,
+        "2-Plan.pdf": b"second",
+        "3-dir2_Plan.pdf": b"third",
+    }
 
 
 async def test_wrong_password_is_permanent(

@@ -109,7 +109,7 @@ async def test_mail_has_summary_xml_and_attachments(tmp_path: Path, target: Mail
     assert "familienname: Weidmann" in text and "Anlagen: Plan.pdf" in text
     parts = {p.get_filename(): p for p in mail.iter_attachments()}
     assert parts["hundesteuer.anmeldung.0101.xml"].get_content().startswith(b"<?xml")
-    assert parts["Plan.pdf"].get_content() == b"%PDF-1.4 plan"
+    assert parts["1-Plan.pdf"].get_content() == b"%PDF-1.4 plan"
 
 
 async def test_wrong_password_is_permanent(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection, text
 
-from gateway.errors import DuplicateConflict, NotFound
+from gateway.errors import DuplicateConflict, NotFound, UnacceptableField
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
 from gateway.store.store import Attempt, Store
 from tests.contract.backends import STORES
@@ -54,6 +56,11 @@ def new_submission(
     )
 
 
+def stored_attachments(new: NewSubmission) -> list[AttachmentRecord]:
+    """``new``'s attachments as the store gives them back: with the name to deliver under."""
+    return [replace(a, file_name=f"{i}-{a.name}") for i, a in enumerate(new.attachments, 1)]
+
+
 async def test_accept_stores_everything_in_one_go(store: Store) -> None:
     new = new_submission()
     sid, created = await store.accept(new, "ready")
@@ -63,7 +70,7 @@ async def test_accept_stores_everything_in_one_go(store: Store) -> None:
     assert [d.destination for d in view.deliveries] == ["dest-0", "dest-1"]
     assert {d.state for d in view.deliveries} == {"pending"}
     assert [e.kind for e in view.events] == ["accepted"]
-    assert view.attachments == new.attachments
+    assert view.attachments == stored_attachments(new)
     assert view.status == "accepted"
 
 
@@ -148,7 +155,7 @@ async def test_concurrent_accepts_share_commits_and_settle_each_on_its_own(store
     assert outcomes[22] == (fresh[0].id, False)
     for n in fresh:
         view = await store.submission(n.id)
-        assert len(view.deliveries) == 2 and view.attachments == n.attachments
+        assert len(view.deliveries) == 2 and view.attachments == stored_attachments(n)
     assert len((await store.submission(stored.id)).deliveries) == 2
 
 
@@ -162,3 +169,67 @@ async def test_a_conflict_inside_a_batch_of_other_content_keeps_the_first(store:
     assert isinstance(outcomes[1], DuplicateConflict)
     with pytest.raises(NotFound):
         await store.submission(rival.id)
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("author", {"author": "x" * 4001}),
+        ("attachments[1].name", {"attachments": [AttachmentRecord("a\0b", "x/y", "ab" * 32, 1)]}),
+        (
+            "attachments[1].content_type",
+            {"attachments": [AttachmentRecord("a", "x" * 1001, "ab", 1)]},
+        ),
+        ("message_type", {"message_type": "m" * 201}),
+    ],
+)
+async def test_a_value_the_store_cannot_hold_is_refused_naming_the_field(
+    store: Store, field: str, change: dict[str, object]
+) -> None:
+    bad = replace(new_submission(), **change)  # type: ignore[arg-type]
+    with pytest.raises(UnacceptableField) as refused:
+        await store.accept(bad, "ready")
+    assert refused.value.field == field
+    with pytest.raises(NotFound):
+        await store.submission(bad.id)
+
+
+def _refuse_poison(conn: Connection) -> None:
+    # A constraint the intake limits know nothing of: the database alone refuses the row.
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            text(
+                "CREATE TRIGGER no_poison BEFORE INSERT ON submissions "
+                "WHEN NEW.author = 'poison' BEGIN SELECT RAISE(ABORT, 'poison'); END"
+            )
+        )
+    else:  # a data exception (SQLSTATE 22023), as PostgreSQL raises for a NUL or a long value
+        conn.execute(
+            text(
+                "CREATE FUNCTION no_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.author = 'poison' THEN RAISE EXCEPTION 'poison' USING ERRCODE = '22023';"
+                " END IF; RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER no_poison BEFORE INSERT ON submissions "
+                "FOR EACH ROW EXECUTE FUNCTION no_poison()"
+            )
+        )
+
+
+async def test_a_row_the_database_refuses_fails_only_itself_not_its_batch(store: Store) -> None:
+    await store.db.write(_refuse_poison)
+    honest = [new_submission() for _ in range(30)]
+    poison = [replace(new_submission(), author="poison") for _ in range(3)]
+    mixed = [*honest[:10], poison[0], *honest[10:20], poison[1], *honest[20:], poison[2]]
+    outcomes = await asyncio.gather(
+        *(store.accept(n, "ready") for n in mixed), return_exceptions=True
+    )
+    by_id = dict(zip([n.id for n in mixed], outcomes, strict=True))
+    assert [by_id[n.id] for n in honest] == [(n.id, True) for n in honest]
+    assert all(isinstance(by_id[n.id], UnacceptableField) for n in poison)
+    for n in poison:
+        with pytest.raises(NotFound):
+            await store.submission(n.id)

@@ -118,7 +118,7 @@ def test_multipart_attachments_are_stored_hashed_and_delivered(
     (delivery,) = view["deliveries"]
     assert delivery["state"] == "delivered"
     folder = config_dir.parent / "out" / delivery["destination"] / f"{delivery['id']}.attachments"
-    assert (folder / "Kaufvertrag.pdf").read_bytes() == plan
+    assert (folder / "1-Kaufvertrag.pdf").read_bytes() == plan
 
 
 def test_only_the_submitting_sender_or_an_admin_reads_a_submission(

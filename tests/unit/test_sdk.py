@@ -19,6 +19,7 @@ def test_public_surface_is_pinned() -> None:
         "Receipt",
         "SecretEnv",
         "TransientDeliveryError",
+        "attachment_file_name",
         "secret_from_env",
     ]
 

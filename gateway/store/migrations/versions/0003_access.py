@@ -1,7 +1,7 @@
 """access: nachrichtenUUID unique per sender; the audit log
 
 Revision ID: 0003_access
-Revises: 0003_headers (chained after main's migration of the same number)
+Revises: 0004_intake_limits (chained after the migrations main has)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_access"
-down_revision = "0003_headers"
+down_revision = "0004_intake_limits"
 branch_labels = None
 depends_on = None
 
