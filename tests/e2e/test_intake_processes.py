@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from gateway import errors
-from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, NotPermitted, Unavailable
+from gateway.errors import (
+    ErrorDetail,
+    GatewayError,
+    InvalidAttachment,
+    InvalidMessage,
+    NotPermitted,
+    UnacceptableField,
+    Unavailable,
+)
 from gateway.intake.pipeline import examine
 from gateway.intake.processes import IntakeProcesses
 from gateway.intake.registry import SchemaRegistry
@@ -63,6 +71,8 @@ def test_every_gateway_error_survives_pickling() -> None:
             error: GatewayError = InvalidMessage("2 violations", [ErrorDetail("/a", 3, "bad")])
         elif cls is NotPermitted:
             error = NotPermitted("why", rule="regions")
+        elif cls in (InvalidAttachment, UnacceptableField):
+            error = cls("why", field="name")  # type: ignore[call-arg]
         else:
             error = cls("why")
         copy = pickle.loads(pickle.dumps(error))
