@@ -136,6 +136,7 @@ class Acceptor:
                 f"{header.message_type}"
             )
         content = hashlib.sha256(body)
+        xml_sha256 = content.hexdigest()  # evidence that outlives the erased payload
         for att in incoming.attachments:
             content.update(f"\0{att.name}\0{att.sha256}".encode())
         source = incoming.source
@@ -144,6 +145,7 @@ class Acceptor:
             message_uuid=message_uuid,
             sender=incoming.sender,
             content_sha256=content.hexdigest(),
+            xml_sha256=xml_sha256,
             message_type=header.message_type,
             schema_set=examined.schema_set,
             municipality=municipality,

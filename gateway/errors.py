@@ -30,6 +30,7 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │       ├── AdminOnly               403  a sender credential on an admin endpoint
     │       └── NotASender              403  an admin credential on a sender endpoint
     ├── NotFound                        404
+    ├── RateLimited                     429  over the sender's limit, or too many failed logins
     ├── Unavailable                     503  durability cannot be guaranteed now
     ├── ConfigError                     422  refused configuration (file, key, cause)
     ├── MappingError                    422  a mapping cannot be applied to this message
@@ -269,6 +270,20 @@ class NotFound(GatewayError):
     slug = "not-found"
     title = "Not found"
     exit_code = 4
+
+
+class RateLimited(GatewayError):
+    """Over a per-sender rate or byte limit, or too many failed authentications from one
+    address; ``retry_after`` (seconds) becomes the ``Retry-After`` header."""
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+    exit_code = 9
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class Unavailable(GatewayError):

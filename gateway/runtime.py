@@ -16,11 +16,13 @@ from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
 from gateway.municipality import MunicipalityDirectory
+from gateway.retention import AuditEntry as RetentionAuditEntry
+from gateway.retention import Retention
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
 from gateway.store.audit import AuditLog, AuditOutcome
-from gateway.store.blobs import BlobStore
+from gateway.store.blobs import BlobStore, private_dir
 from gateway.store.database import Database
 from gateway.store.migrate import migrate
 from gateway.store.states import WorkState
@@ -91,18 +93,35 @@ class Runtime:
     broker: Broker
     blobs: BlobStore
     acceptor: Acceptor
+    retention: Retention
     worker: Worker | None = None
     relay: OutboxRelay | None = None
     on_loaded: Callable[[], None] | None = None
     serve_api: bool = False
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _retention_task: asyncio.Task[None] | None = field(default=None, repr=False)
     audit: AuditLog = field(init=False, repr=False)
     """Where admin actions are recorded (``gateway.store.audit``)."""
     _pending_audits: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.db)
+
+    async def audit_hook(self, entry: RetentionAuditEntry) -> None:
+        """The retention module's ``Audit`` hook into the audit log: an erasure, done
+        (``erased``, ``already erased``) or refused (``refused: <why>``)."""
+        refused, _, why = entry.outcome.partition("refused: ")
+        if not refused and why:
+            await self.audit.record(
+                entry.actor, f"submission.{entry.action}", entry.target,
+                AuditOutcome.REFUSED, {"error": why},
+            )  # fmt: skip
+            return
+        await self.audit.record(
+            entry.actor, f"submission.{entry.action}", entry.target, AuditOutcome.OK,
+            {"result": entry.outcome},
+        )  # fmt: skip
 
     @property
     def config(self) -> GatewayConfig:
@@ -122,7 +141,8 @@ class Runtime:
         ``serve_api``: submissions arrive, so start the intake processes (if configured);
         ``on_loaded``: called once everything is loaded and after each config reload (a
         server process freezes its start-up heap there, see ``gateway.process``)."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Database, blobs and spooled state hold citizens' data: private to our user.
+        private_dir(settings.data_dir)
         if settings.config_dir is None:
             settings = settings.model_copy(
                 update={"config_dir": copy_example_config(settings.example_config)}
@@ -161,6 +181,9 @@ class Runtime:
 
         work_state = broker.work_state
         acceptor = Acceptor(InProcess(registry), directory, config, store, work_state, stored)
+        retention = Retention(
+            store, blobs, lambda: runtime.config, blob_grace_seconds=settings.blob_grace_seconds
+        )
         runtime = cls(
             settings,
             registry,
@@ -170,6 +193,7 @@ class Runtime:
             broker,
             blobs,
             acceptor,
+            retention,
             on_loaded=on_loaded,
             serve_api=serve_api,
         )
@@ -211,6 +235,10 @@ class Runtime:
                 poll_seconds=settings.poll_seconds,
             )
             runtime._worker_task = asyncio.create_task(runtime.worker.run())
+            if settings.retention_interval_seconds > 0:
+                runtime._retention_task = asyncio.create_task(
+                    retention.run_periodically(settings.retention_interval_seconds)
+                )
         if on_loaded is not None:
             on_loaded()
         return runtime
@@ -218,6 +246,9 @@ class Runtime:
     async def stop(self) -> None:
         """Graceful: the worker takes no new work and finishes what it holds, the relay
         finishes its batch, then the broker hands back anything still unacked."""
+        if self._retention_task is not None:
+            self.retention.stop()
+            await self._retention_task
         if self.worker is not None and self._worker_task is not None:
             self.worker.stop()
             await self._worker_task

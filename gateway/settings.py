@@ -32,6 +32,17 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    tls_certfile: Path | None = None
+    """Serve HTTPS with this certificate (PEM, with its chain); needs ``tls_keyfile``."""
+    tls_keyfile: Path | None = None
+    tls_client_ca: Path | None = None
+    """Require client certificates signed by this CA (mTLS); ``client_certificates`` in
+    the configuration maps a certificate to a sender."""
+    forwarded_allow_ips: str | None = None
+    """Behind a TLS-terminating proxy: the proxy addresses (comma-separated) whose
+    X-Forwarded-For/-Proto are believed; the client address then comes from them."""
+    auth_failures_per_minute: int = Field(default=20, ge=1)
+    """Failed authentications one client address may have per minute before it gets 429."""
     max_xml_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     zip_max_entries: int = Field(default=1000, ge=1)
@@ -52,6 +63,12 @@ class Settings(BaseSettings):
     startup_wait: float = Field(default=60.0, ge=0)
     """How long a starting process retries PostgreSQL or RabbitMQ while down before it
     exits with the cause (0: fail at once)."""
+
+    retention_interval_seconds: float = Field(default=3600.0, ge=0)
+    """How often the worker applies retention and sweeps orphan blobs (0: never)."""
+    blob_grace_seconds: float = Field(default=3600.0, ge=0)
+    """A blob nothing references is removed by the sweep only once older than this: far
+    longer than any upload takes, so one in flight is never removed."""
 
     worker_concurrency: int = Field(default=16, ge=1)
     lease_seconds: float = Field(default=300.0, gt=0)

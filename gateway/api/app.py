@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,12 +22,14 @@ from gateway.admin.preview import preview
 from gateway.api import submissions
 from gateway.api.auth import admin_of, principal_of, runtime_of
 from gateway.api.body import BodyLimit
+from gateway.api.limits import AuthFailureThrottle, SenderLimits
 from gateway.api.problems import (
     gateway_error_handler,
     http_error_handler,
     problem,
     validation_error_handler,
 )
+from gateway.api.views import submission_body
 from gateway.errors import ConfigError, GatewayError, NotFound, PayloadTooLarge
 from gateway.routing.access import Admin, Principal
 from gateway.runtime import Runtime, replay_dead
@@ -117,6 +118,8 @@ def create_app(
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AuthFailureThrottle, per_minute=settings.auth_failures_per_minute)
+    app.state.sender_limits = SenderLimits()
 
     # The hot path: one plain Starlette route, documented by its own OpenAPI entry.
     submissions.install(app)
@@ -129,34 +132,37 @@ def create_app(
             async with audited(request, who, "submission.read") as entry:
                 entry.target = submission_id
                 view = await runtime_of(request).store.submission(submission_id)
-        else:
+            return submission_body(view, full=True)
+        view = await runtime_of(request).store.submission(submission_id)
+        if view.sender != who.name:
+            # Same answer as for an unknown id: do not reveal other senders' submissions.
+            raise NotFound(f"no submission {submission_id}")
+        # Senders see no internals (paths, Fachverfahren errors): gateway/api/views.py.
+        return submission_body(view, full=False)
+
+    @app.get("/v1/admin/submissions/{submission_id}")
+    async def admin_status(
+        submission_id: str, request: Request, admin: Annotated[Admin, Depends(admin_of)]
+    ) -> dict[str, Any]:
+        """Everything about a submission: receipts, problems and events in full."""
+        async with audited(request, admin, "submission.read") as entry:
+            entry.target = submission_id
             view = await runtime_of(request).store.submission(submission_id)
-            if view.sender != who.name:
-                # Same answer as for an unknown id: do not reveal other senders' submissions.
-                raise NotFound(f"no submission {submission_id}")
+        return submission_body(view, full=True)
+
+    @app.post("/v1/admin/submissions/{submission_id}/erase")
+    async def erase(
+        submission_id: str, request: Request, admin: Annotated[Admin, Depends(admin_of)]
+    ) -> dict[str, Any]:
+        """Erase the submission's payload (XML, attachments) now, e.g. on a GDPR Art. 17
+        request; the evidence (ids, hashes, events) stays, and it is audited (by the
+        retention module, refused or done)."""
+        runtime = runtime_of(request)
+        erased = await runtime.retention.erase(submission_id, admin.actor, runtime.audit_hook)
         return {
-            "id": view.id,
-            "status": view.status,
-            "message_uuid": view.message_uuid,
-            "message_type": view.message_type,
-            "recipient": {
-                "kennung": view.recipient,
-                "municipality": view.municipality,
-                "source": view.recipient_source,
-            },
-            "received_at": view.received_at,
-            "config_version": view.config_version,
-            "attachments": [a.__dict__ for a in view.attachments],
-            "deliveries": [d.__dict__ for d in view.deliveries],
-            "events": [
-                {
-                    "at": e.at,
-                    "kind": e.kind,
-                    "delivery_id": e.delivery_id,
-                    "detail": json.loads(e.detail) if e.detail else None,
-                }
-                for e in view.events
-            ],
+            "id": erased.submission_id,
+            "payload_erased_at": erased.erased_at,
+            "already_erased": erased.already,
         }
 
     @app.get("/healthz")

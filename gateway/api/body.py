@@ -66,8 +66,13 @@ async def read_xml_body(request: Request, limit: int) -> bytes:
 
 
 async def read_submission(
-    request: Request, blobs: BlobStore, xml_limit: int
+    request: Request,
+    blobs: BlobStore,
+    xml_limit: int,
+    written: list[AttachmentRecord] | None = None,
 ) -> tuple[bytes, list[AttachmentRecord]]:
+    """``written`` collects each attachment once its blob is in the store, also when a
+    later part fails: the caller removes them again if the submission is not accepted."""
     kind = media_type(request)
     if kind in XML_TYPES or kind.endswith("+xml"):
         return await read_xml_body(request, xml_limit), []
@@ -82,7 +87,7 @@ async def read_submission(
     boundary = params.get(b"boundary")
     if not boundary:
         raise MalformedMultipart("the multipart/form-data content type has no boundary")
-    reader = _MultipartReader(blobs, xml_limit)
+    reader = _MultipartReader(blobs, xml_limit, written)
     parser = MultipartParser(boundary, reader.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():
@@ -121,11 +126,15 @@ class _Attachment:
 class _MultipartReader:
     """python-multipart callbacks: parts → the XML and attachment blobs."""
 
-    def __init__(self, blobs: BlobStore, xml_limit: int) -> None:
+    def __init__(
+        self, blobs: BlobStore, xml_limit: int, written: list[AttachmentRecord] | None
+    ) -> None:
         self.blobs = blobs
         self.xml_limit = xml_limit
         self.xml: bytearray | None = None
         self.records: list[AttachmentRecord] = []
+        # also filled when a later part fails: the caller removes these blobs again
+        self.written = written
         self.ended = False
         self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
@@ -236,6 +245,8 @@ class _MultipartReader:
                     size=attachment.writer.size,
                 )
             )
+            if self.written is not None:
+                self.written.append(self.records[-1])
 
     def _write(self, attachment: _Attachment) -> None:
         if attachment.writer is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import Request
@@ -14,6 +15,7 @@ from gateway.errors import (
     InvalidAttachment,
     InvalidMessage,
     NotPermitted,
+    RateLimited,
     UnacceptableField,
 )
 
@@ -21,13 +23,20 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem(
-    status: int, title: str, detail: str, type_uri: str = "about:blank", **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    type_uri: str = "about:blank",
+    retry_after: float | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": type_uri, "title": title, "status": status, "detail": detail}
     body.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "5"}
+    if retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -43,7 +52,8 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         extra["rule"] = exc.rule
     if isinstance(exc, InvalidAttachment | UnacceptableField):
         extra["field"] = exc.field
-    return problem(exc.status, exc.title, exc.detail, exc.type_uri, **extra)
+    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    return problem(exc.status, exc.title, exc.detail, exc.type_uri, retry_after, **extra)
 
 
 async def gateway_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ OpenAPI entry is declared here, once, and merged into FastAPI's document by
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +24,11 @@ from starlette.routing import Route
 from gateway.accept import Incoming
 from gateway.api.auth import runtime_of, sender_of
 from gateway.api.body import media_type, read_submission
+from gateway.api.limits import SenderLimits
 from gateway.api.problems import PROBLEM_JSON
 from gateway.api.zip_body import ZIP_TYPES
 from gateway.errors import GatewayError
+from gateway.store.records import AttachmentRecord
 from gateway.store.states import SubmissionStatus
 
 PATH = "/v1/submissions"
@@ -47,17 +50,34 @@ class AcceptedBody(BaseModel):
 async def submit(request: Request) -> Response:
     sender = await sender_of(request)
     runtime = runtime_of(request)
+    limits: SenderLimits = request.app.state.sender_limits
+    limit = runtime.config.limits.for_sender(sender.name)
+    declared = request.headers.get("content-length", "")
+    written: list[AttachmentRecord] = []
+    # Blobs are written before the accept decides; an upload holds the blob lock until
+    # then, so that removing a rejected upload's blobs never races an accept of the same
+    # content (gateway/store/blobs.py).
+    multipart = media_type(request) == "multipart/form-data"
     try:
-        body, attachments = await read_submission(
-            request, runtime.blobs, runtime.settings.max_xml_bytes
-        )
-        container = "zip" if media_type(request) in ZIP_TYPES else None
-        accepted = await runtime.accept(
-            Incoming(body, sender.name, attachments, container=container)
-        )
-    except GatewayError as exc:
-        REJECTED.labels(exc.slug).inc()
+        limits.admit(sender.name, limit, int(declared) if declared.isdigit() else None)
+        async with runtime.blobs.uploading() if multipart else contextlib.nullcontext():
+            body, attachments = await read_submission(
+                request, runtime.blobs, runtime.settings.max_xml_bytes, written
+            )
+            limits.charge_bytes(sender.name, limit, len(body) + sum(a.size for a in attachments))
+            container = "zip" if media_type(request) in ZIP_TYPES else None
+            accepted = await runtime.accept(
+                Incoming(body, sender.name, attachments, container=container)
+            )
+    except Exception as exc:  # (a cancelled request's blobs are left to the sweep)
+        if written:
+            await runtime.retention.remove_unreferenced(sorted({a.sha256 for a in written}))
+        if isinstance(exc, GatewayError):
+            REJECTED.labels(exc.slug).inc()
         raise
+    if accepted.duplicate and written:
+        # The first submission's attachments are what counts; this upload's are not kept.
+        await runtime.retention.remove_unreferenced(sorted({a.sha256 for a in written}))
     ACCEPTED.inc()
     location = f"{PATH}/{accepted.id}"
     payload = AcceptedBody(
@@ -78,6 +98,7 @@ _PROBLEMS = {
         "an attachment without a usable file name or content type, or a value longer than "
         "the gateway accepts (`field` names it)"
     ),
+    "429": "Over the sender's rate or byte limit (see Retry-After)",
     "503": "Durability cannot be guaranteed right now (store or broker down): retry later",
 }
 

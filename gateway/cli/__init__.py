@@ -17,6 +17,7 @@ from gateway.cli import (
     dead_letters,
     demo,
     mapping,
+    retention,
     schema,
     serve,
     token,
@@ -33,6 +34,7 @@ COMMANDS = (
     dead_letters,
     audit,
     token,
+    retention,
     demo,
     reference_fachverfahren,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,11 +12,12 @@ import typer
 import uvicorn
 
 from gateway.cli._common import ConfigDir, fail, run_async, settings_for
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.process import freeze_startup_heap
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
+    from gateway.settings import Settings
 
 UVICORN_OPTIONS: dict[str, Any] = {
     # uvloop and httptools (uvicorn[standard]); named so that a missing one fails loudly
@@ -30,6 +32,14 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 Host = Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")]
 Port = Annotated[int | None, typer.Option(help="Port (default 8080).")]
+TlsCert = Annotated[
+    Path | None, typer.Option("--tls-cert", help="Serve HTTPS: certificate (PEM, with chain).")
+]
+TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="Private key of --tls-cert.")]
+TlsClientCa = Annotated[
+    Path | None,
+    typer.Option("--tls-client-ca", help="Require client certificates from this CA (mTLS)."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,15 +58,29 @@ Demo = Annotated[
 
 
 def serve(
-    config: ConfigDir = None, host: Host = None, port: Port = None, demo: Demo = False
+    config: ConfigDir = None,
+    host: Host = None,
+    port: Port = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_client_ca: TlsClientCa = None,
+    demo: Demo = False,
 ) -> None:
     """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, run_worker=True, demo=demo)
+    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=True, demo=demo)
 
 
-def api(config: ConfigDir = None, host: Host = None, port: Port = None, demo: Demo = False) -> None:
+def api(
+    config: ConfigDir = None,
+    host: Host = None,
+    port: Port = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_client_ca: TlsClientCa = None,
+    demo: Demo = False,
+) -> None:
     """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, run_worker=False, demo=demo)
+    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=False, demo=demo)
 
 
 def worker(config: ConfigDir = None) -> None:
@@ -70,7 +94,13 @@ def relay(config: ConfigDir = None) -> None:
 
 
 def _run_server(
-    config: Path | None, host: str | None, port: int | None, *, run_worker: bool, demo: bool
+    config: Path | None,
+    host: str | None,
+    port: int | None,
+    tls: tuple[Path | None, Path | None, Path | None],
+    *,
+    run_worker: bool,
+    demo: bool,
 ) -> None:
     from gateway.api.app import create_app
 
@@ -78,9 +108,17 @@ def _run_server(
     settings.host = host or settings.host
     settings.port = port or settings.port
     settings.demo = settings.demo or demo
+    settings.tls_certfile = tls[0] or settings.tls_certfile
+    settings.tls_keyfile = tls[1] or settings.tls_keyfile
+    settings.tls_client_ca = tls[2] or settings.tls_client_ca
     app = create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            **{**UVICORN_OPTIONS, **transport_options(settings)},
+        )
     except GatewayError as exc:
         raise fail(exc) from None
     except SystemExit:
@@ -88,6 +126,34 @@ def _run_server(
         if isinstance(startup_error, GatewayError):
             raise fail(startup_error) from None
         raise
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS and proxy options from the settings (docs/security.md)."""
+    options: dict[str, Any] = {}
+    if settings.forwarded_allow_ips:
+        options["proxy_headers"] = True
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
+    else:
+        # Without a trusted proxy, X-Forwarded-* are anyone's to forge: ignore them.
+        options["proxy_headers"] = False
+    if settings.tls_certfile is None:
+        if settings.tls_keyfile is not None or settings.tls_client_ca is not None:
+            raise ConfigError("TLS needs a certificate: set --tls-cert (XOEV_GATEWAY_TLS_CERTFILE)")
+        return options
+    from gateway.api.tls import TlsHttpToolsProtocol
+
+    for file in (settings.tls_certfile, settings.tls_keyfile, settings.tls_client_ca):
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{file}: TLS file not found")
+    options.update(
+        ssl_certfile=str(settings.tls_certfile),
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        http=TlsHttpToolsProtocol,
+    )
+    if settings.tls_client_ca is not None:
+        options.update(ssl_ca_certs=str(settings.tls_client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
 
 
 def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:

@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 from lxml import etree
 
@@ -22,7 +24,32 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROBE = etree.fromstring("<probe/>")
 # Transforms are operator files, but still may not read or write files or the network.
 _NO_ACCESS = etree.XSLTAccessControl.DENY_ALL
-_XSLT_PARSER = etree.XMLParser(no_network=True, resolve_entities=False)
+
+
+class _ConfinedResolver(etree.Resolver):
+    """Lets a stylesheet and its ``xsl:include``/``xsl:import`` load only files inside
+    ``root`` (the configuration directory), never a URL of another scheme; records the
+    files loaded, which count in the configuration version. libxslt asks the parser's
+    resolvers for every stylesheet document, so a refusal here stops the compile."""
+
+    def __init__(self, root: Path | None, files: set[Path]) -> None:
+        super().__init__()
+        self.root = root
+        self.files = files
+
+    def resolve(self, system_url: str | None, public_id: str | None, context: object) -> Any:
+        url = system_url or ""
+        parsed = urlparse(url)
+        if parsed.scheme not in ("", "file") and len(parsed.scheme) > 1:
+            raise SpecError((), f"stylesheet {url} refused: only files in the configuration")
+        raw = unquote(parsed.path) if parsed.scheme == "file" else url
+        path = Path(raw).resolve()
+        if self.root is not None and not path.is_relative_to(self.root):
+            raise SpecError(
+                (), f"stylesheet {path} refused: outside the configuration directory {self.root}"
+            )
+        self.files.add(path)
+        return self.resolve_filename(str(path), context)
 
 
 class SpecError(Exception):
@@ -55,11 +82,17 @@ class CompiledField:
 class Compiler:
     """Compiles fields of the entries of one config load; identical XPaths are shared."""
 
-    def __init__(self, namespaces: Mapping[str, str], codelists: CodeLists) -> None:
+    def __init__(
+        self, namespaces: Mapping[str, str], codelists: CodeLists, root: Path | None = None
+    ) -> None:
+        """``root``: stylesheets and what they include must lie inside it (the config)."""
         self.namespaces = dict(namespaces)
         self.codelists = codelists
+        self.root = root.resolve() if root is not None else None
         self._xpaths: dict[str, etree.XPath] = {}
         self._xslts: dict[Path, etree.XSLT] = {}
+        self.stylesheet_files: set[Path] = set()
+        """Every stylesheet file read, includes and imports too."""
 
     def fields(
         self, specs: Mapping[str, FieldSpec | str | None], base: Path, loc: tuple[str | int, ...]
@@ -138,8 +171,12 @@ class Compiler:
         cached = self._xslts.get(path)
         if cached is not None:
             return cached
+        parser = etree.XMLParser(no_network=True, resolve_entities=False)
+        parser.resolvers.add(_ConfinedResolver(self.root, self.stylesheet_files))
         try:
-            transform = etree.XSLT(etree.parse(str(path), _XSLT_PARSER), access_control=_NO_ACCESS)
+            transform = etree.XSLT(etree.parse(str(path), parser), access_control=_NO_ACCESS)
+        except SpecError as exc:
+            raise SpecError(loc, exc.message) from None
         except (OSError, etree.XMLSyntaxError, etree.XSLTParseError) as exc:
             raise SpecError(loc, f"cannot compile XSLT {path}: {exc}") from None
         self._xslts[path] = transform

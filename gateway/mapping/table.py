@@ -94,8 +94,14 @@ class EffectiveMapping:
 
 
 class MappingTable:
-    def __init__(self, layers: dict[tuple[str, str, str], Layer]) -> None:
+    def __init__(
+        self,
+        layers: dict[tuple[str, str, str], Layer],
+        stylesheet_files: frozenset[Path] = frozenset(),
+    ) -> None:
         self._layers = layers
+        self.stylesheet_files = stylesheet_files
+        """Every XSLT file the mappings read (includes too): part of the config version."""
         self._services = {service for _, service, _ in layers}
         self._cache: dict[tuple[str, str, str], EffectiveMapping | None] = {}
 
@@ -173,9 +179,11 @@ def build_table(
     namespaces: Mapping[str, str],
     codelists: CodeLists,
     destinations: Mapping[str, object],
+    root: Path | None = None,
 ) -> MappingTable:
-    """Compile every entry; raises ``MappingSourceError`` naming the entry and key."""
-    compiler = Compiler(namespaces, codelists)
+    """Compile every entry; raises ``MappingSourceError`` naming the entry and key.
+    ``root``: the configuration directory, which every stylesheet must lie in."""
+    compiler = Compiler(namespaces, codelists, root)
     layers: dict[tuple[str, str, str], Layer] = {}
     for source in sources:
         entry = source.entry
@@ -201,4 +209,4 @@ def build_table(
             source.path, ("mappings", source.index), entry.municipality, entry.destination
         )
         layers[key] = Layer(origin, entry, fields)
-    return MappingTable(layers)
+    return MappingTable(layers, frozenset(compiler.stylesheet_files))

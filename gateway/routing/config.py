@@ -29,6 +29,7 @@ sections; names must be unique across files::
       hs: https://xoev-gateway.de/schemata/hundesteuer/1_0
     mappings:           # what each destination receives; see gateway/mapping and docs/mapping.md
       - {service: hundesteuer.anmeldung.0101, municipality: "08", fields: {name: hs:hund/hs:name}}
+    retention: …  limits: …  client_certificates: …   # see gateway/routing/policies.py
 
 Relative paths in adapter settings are taken relative to the file that names them.
 """
@@ -50,6 +51,7 @@ from gateway.mapping.model import MappingConfig, allow_xpath_shorthand
 from gateway.mapping.table import MappingSource, MappingSourceError, MappingTable, build_table
 from gateway.municipality import MunicipalityPrefix, prefixes
 from gateway.routing.access import Admin, Principal, Sender
+from gateway.routing.policies import LimitsConfig, RetentionConfig, certificate_key
 from gateway.routing.tokens import DEMO_HASHES, weakness
 from gateway.routing.yaml_lines import line_of
 from gateway.sdk import AdapterSettings
@@ -112,6 +114,9 @@ class ConfigFile(BaseModel):
     routes: list[RouteConfig] = []
     namespaces: dict[str, str] = {}
     mappings: list[MappingConfig] = []
+    retention: RetentionConfig | None = None
+    limits: LimitsConfig | None = None
+    client_certificates: dict[str, str] = {}
 
 
 class Destination(BaseModel):
@@ -143,6 +148,10 @@ class GatewayConfig:
         mappings: MappingTable | None = None,
         route_sources: dict[tuple[str, str], str] | None = None,
         admins: dict[str, tuple[str, AdminConfig]] | None = None,
+        *,
+        retention: RetentionConfig | None = None,
+        limits: LimitsConfig | None = None,
+        client_certificates: dict[str, str] | None = None,
     ) -> None:
         admins = admins or {}
         self.senders = {
@@ -172,6 +181,11 @@ class GatewayConfig:
             if cfg.token_sha256 in DEMO_HASHES
         )
         """``senders.<name>``/``admins.<name>`` entries that use a public demo token."""
+        self.retention = retention or RetentionConfig()
+        self.limits = limits or LimitsConfig()
+        self._by_certificate = {
+            certificate_key(key): name for key, name in (client_certificates or {}).items()
+        }
         self.sender_names = sorted(senders)
         self.default_recipients = {
             name: cfg.default_recipient
@@ -187,6 +201,14 @@ class GatewayConfig:
 
     def authenticate(self, token: str) -> Principal | None:
         return self._by_token.get(hashlib.sha256(token.encode()).hexdigest())
+
+    def certificate_sender(self, fingerprint: str, subject: str | None) -> Sender | None:
+        """The sender a verified client certificate stands for (``client_certificates``),
+        by SHA-256 fingerprint first, then by subject."""
+        name = self._by_certificate.get(certificate_key(fingerprint))
+        if name is None and subject is not None:
+            name = self._by_certificate.get(certificate_key(subject))
+        return self.senders.get(name) if name is not None else None
 
     def resolve(self, municipality: str, services: tuple[str, ...]) -> tuple[str, ...]:
         """Destinations for an AGS and the message's service keys; most specific prefix wins.
@@ -240,6 +262,8 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
     adapter_cache: dict[str, AdapterClass] = {}
     namespaces: dict[str, tuple[str, Path]] = {}
     mapping_sources: list[MappingSource] = []
+    policies: dict[str, tuple[Path, Any]] = {}
+    client_certificates: dict[str, tuple[Path, str, str]] = {}
     for path in files:
         text = path.read_text(encoding="utf-8")
         digest.update(path.name.encode() + b"\0" + text.encode())
@@ -279,6 +303,17 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         mapping_sources.extend(
             MappingSource(path, text, index, entry) for index, entry in enumerate(parsed.mappings)
         )
+        for section in ("retention", "limits"):
+            value = getattr(parsed, section)
+            if value is not None:
+                if section in policies:
+                    raise ConfigError(
+                        f"{_where(path, text, (section,))}: {section}: already configured in "
+                        f"{policies[section][0]} (one file holds this section)"
+                    )
+                policies[section] = (path, value)
+        for cert_key, sender_name in parsed.client_certificates.items():
+            client_certificates[cert_key] = (path, text, sender_name)
     for path, text, index, route in route_refs:
         for d_index, dest_name in enumerate(route.destinations):
             if dest_name not in destinations:
@@ -288,20 +323,46 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
                     f"unknown destination '{dest_name}'"
                 )
     routes = {key: tuple(route.destinations) for key, (_, route) in route_src.items()}
+    for cert_key, (path, text, sender_name) in client_certificates.items():
+        if sender_name not in senders:
+            raise ConfigError(
+                f"{_where(path, text, ('client_certificates', cert_key))}: client_certificates."
+                f"{cert_key}: unknown sender '{sender_name}'"
+            )
+    retention: RetentionConfig | None = policies.get("retention", (None, None))[1]
+    if retention is not None:
+        for name in retention.destinations:
+            if name not in destinations:
+                path = policies["retention"][0]
+                text = path.read_text(encoding="utf-8")
+                raise ConfigError(
+                    f"{_where(path, text, ('retention', 'destinations', name))}: "
+                    f"retention.destinations.{name}: unknown destination '{name}'"
+                )
     if codelists is None:
         codelists = CodeLists.load([SHIPPED_SCHEMAS / "codelists", directory / "codelists"])
     # Files that mappings use (XSLT, code lists) change the behaviour: they count too.
-    for extra in sorted(directory.glob("**/*.xsl*")) + sorted(directory.glob("codelists/*.xml")):
+    xsl_files = sorted(directory.glob("**/*.xsl*"))
+    for extra in xsl_files + sorted(directory.glob("codelists/*.xml")):
         digest.update(str(extra.relative_to(directory)).encode() + b"\0" + extra.read_bytes())
     try:
         mappings = build_table(
-            mapping_sources, {k: v for k, (v, _) in namespaces.items()}, codelists, destinations
+            mapping_sources,
+            {k: v for k, (v, _) in namespaces.items()},
+            codelists,
+            destinations,
+            root=directory,
         )
     except MappingSourceError as exc:
         source = exc.source
         dotted = ".".join(str(p) for p in exc.loc)
         where = _where(source.path, source.text, exc.loc)
         raise ConfigError(f"{where}: {dotted}: {exc.message}") from None
+    # Stylesheets the mappings actually read, includes and imports too, whatever their
+    # name: a changed include changes the behaviour, so it changes the version.
+    root = directory.resolve()
+    for used in sorted(mappings.stylesheet_files - {p.resolve() for p in xsl_files}):
+        digest.update(str(used.relative_to(root)).encode() + b"\0" + used.read_bytes())
     return GatewayConfig(
         senders,
         recipients,
@@ -311,6 +372,9 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         mappings=mappings,
         route_sources={key: src for key, (src, _) in route_src.items()},
         admins=admins,
+        retention=retention,
+        limits=policies.get("limits", (None, None))[1],
+        client_certificates={k: name for k, (_, _, name) in client_certificates.items()},
     )
 
 

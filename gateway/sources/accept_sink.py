@@ -32,7 +32,19 @@ class AcceptPathSink:
         self._blobs = blobs
 
     async def accept(self, incoming: IncomingSubmission) -> AcceptResult:
-        records = [await asyncio.to_thread(self._store, a) for a in incoming.attachments]
+        if not incoming.attachments:
+            return await self._accept_with([], incoming)
+        # Held from the first blob until the accept settled, so that a blob removal
+        # elsewhere (a rejected upload, an erasure) never takes one this accept is about
+        # to reference (gateway/store/blobs.py). Blobs of a rejected submission are left
+        # to the retention sweep.
+        async with self._blobs.uploading():
+            records = [await asyncio.to_thread(self._store, a) for a in incoming.attachments]
+            return await self._accept_with(records, incoming)
+
+    async def _accept_with(
+        self, records: list[AttachmentRecord], incoming: IncomingSubmission
+    ) -> AcceptResult:
         accepted = await self._accept(
             Incoming(
                 xml=incoming.xml,

@@ -7,6 +7,8 @@ versions required, still work: only the path matters, the driver is always ``sql
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
@@ -20,10 +22,25 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def private_sqlite_file(url: str | URL) -> None:
+    """The database file holds every raw XML: create it 0600 before SQLite does (which
+    would use the umask, typically 0644), and tighten an existing one. SQLite gives its
+    -wal and -shm files the database file's permissions."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
+
+
 def sqlite_engine(
     url: str | URL, *, synchronous: str = "FULL", busy_seconds: float = 30.0, connections: int
 ) -> Engine:
     """``connections``: the pool size, one per thread that uses the engine."""
+    private_sqlite_file(url)
     engine = create_engine(
         make_url(url).set(drivername="sqlite"),
         connect_args={"timeout": busy_seconds, "check_same_thread": False},

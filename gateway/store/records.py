@@ -49,6 +49,8 @@ class NewSubmission:
     """Who named the recipient (``RecipientSource``)."""
     header_detail: dict[str, str] = field(default_factory=dict)
     """Header values recorded in the first event (a composed identity, creation time)."""
+    xml_sha256: str | None = None
+    """SHA-256 of the XML alone (``content_sha256`` covers the attachments too)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class SubmissionView:
     events: list[EventView]
     attachments: list[AttachmentRecord]
     recipient_source: str = "message"
+    payload_erased_at: float | None = None
+    content_sha256: str | None = None
+    xml_sha256: str | None = None
 
     @property
     def status(self) -> SubmissionStatus:
@@ -116,3 +121,25 @@ class DeliveryJob:
     sender: str
     xml: bytes | None
     attachments: list[AttachmentRecord]
+
+
+@dataclass(frozen=True)
+class RetentionCandidate:
+    """A submission whose deliveries all reached a final state, with those deliveries'
+    destinations, states and when they got there (retention decides from these)."""
+
+    id: str
+    message_type: str
+    leika: str | None
+    received_at: float
+    deliveries: list[tuple[str, DeliveryState, float]]
+
+
+@dataclass(frozen=True)
+class ErasedPayload:
+    submission_id: str
+    erased_at: float
+    attachment_sha256: list[str]
+    """The blobs the submission referenced: removed unless something else still needs them."""
+    already: bool = False
+    """Erased before (an erasure repeated is no error)."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, and_, exists, insert, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.errors import DuplicateConflict, NotFound, UnacceptableField, Unavailable
@@ -29,8 +29,10 @@ from gateway.store.records import (
     AttachmentRecord,
     DeliveryJob,
     DeliveryView,
+    ErasedPayload,
     EventView,
     NewSubmission,
+    RetentionCandidate,
     SubmissionView,
 )
 from gateway.store.states import DeliveryState, WorkState
@@ -244,6 +246,7 @@ class Store:
                     "config_version": new.config_version,
                     "received_at": now,
                     "xml": new.xml,
+                    "xml_sha256": new.xml_sha256,
                 }
                 for new, _ in batch
             ],
@@ -368,6 +371,9 @@ class Store:
             ],
             attachments=atts,
             recipient_source=sub.recipient_source,
+            payload_erased_at=sub.payload_erased_at,
+            content_sha256=sub.content_sha256,
+            xml_sha256=sub.xml_sha256,
         )
 
     def _attachments(self, conn: Connection, submission_id: str) -> list[AttachmentRecord]:
@@ -519,3 +525,151 @@ class Store:
                 )
 
         await self._write(body)
+
+    # Retention and erasure: the payload (XML, attachment blobs) goes, the evidence stays
+    # (ids, hashes, sizes, timestamps, deliveries, the event log).
+
+    async def retention_candidates(
+        self, received_before: float, after: tuple[float, str] | None, limit: int
+    ) -> list[RetentionCandidate]:
+        """Submissions received before ``received_before`` whose payload is kept and whose
+        deliveries are all final (delivered or dead), oldest first, after the key ``after``
+        (``(received_at, id)`` of the last one of the previous page)."""
+
+        def body(conn: Connection) -> list[RetentionCandidate]:
+            pending = exists().where(
+                and_(
+                    deliveries.c.submission_id == submissions.c.id,
+                    deliveries.c.state == DeliveryState.PENDING,
+                )
+            )
+            query = (
+                select(
+                    submissions.c.id,
+                    submissions.c.message_type,
+                    submissions.c.leika,
+                    submissions.c.received_at,
+                )
+                .where(
+                    submissions.c.payload_erased_at.is_(None),
+                    submissions.c.received_at <= received_before,
+                    ~pending,
+                )
+                .order_by(submissions.c.received_at, submissions.c.id)
+                .limit(limit)
+            )
+            if after is not None:
+                query = query.where(
+                    tuple_(submissions.c.received_at, submissions.c.id) > tuple_(*after)
+                )
+            subs = conn.execute(query).all()
+            if not subs:
+                return []
+            by_submission: dict[str, list[tuple[str, DeliveryState, float]]] = {}
+            for d in conn.execute(
+                select(
+                    deliveries.c.submission_id,
+                    deliveries.c.destination,
+                    deliveries.c.state,
+                    deliveries.c.updated_at,
+                ).where(deliveries.c.submission_id.in_([r.id for r in subs]))
+            ):
+                by_submission.setdefault(d.submission_id, []).append(
+                    (d.destination, DeliveryState(d.state), d.updated_at)
+                )
+            return [
+                RetentionCandidate(
+                    r.id, r.message_type, r.leika, r.received_at, by_submission.get(r.id, [])
+                )
+                for r in subs
+            ]
+
+        return await self._read(body)
+
+    async def erase_payloads(
+        self, submission_ids: Sequence[str], reason: str, actor: str | None = None
+    ) -> list[ErasedPayload]:
+        """Erase the XML of these submissions and record ``payload.erased``; the attachment
+        rows stay as evidence (name, hash, size) while their blobs may go. An id already
+        erased comes back with ``already=True``; an unknown id raises ``NotFound``."""
+        now = _now()
+
+        def body(conn: Connection) -> list[ErasedPayload]:
+            rows = conn.execute(
+                select(submissions.c.id, submissions.c.payload_erased_at).where(
+                    submissions.c.id.in_(submission_ids)
+                )
+            ).all()
+            known = {r.id: r.payload_erased_at for r in rows}
+            missing = [i for i in submission_ids if i not in known]
+            if missing:
+                raise NotFound(f"no submission {missing[0]}")
+            shas: dict[str, list[str]] = {}
+            for a in conn.execute(
+                select(attachments.c.submission_id, attachments.c.sha256).where(
+                    attachments.c.submission_id.in_(submission_ids)
+                )
+            ):
+                shas.setdefault(a.submission_id, []).append(a.sha256)
+            # What this transaction erased (RETURNING): a concurrent erasure of the same
+            # submission (two workers' retention runs) waits for the row lock and then finds
+            # it erased, so the event is written once.
+            fresh = {
+                r.id
+                for r in conn.execute(
+                    update(submissions)
+                    .where(
+                        submissions.c.id.in_([i for i, at in known.items() if at is None]),
+                        submissions.c.payload_erased_at.is_(None),
+                    )
+                    .values(xml=None, payload_erased_at=now)
+                    .returning(submissions.c.id)
+                )
+            }
+            if fresh:
+                detail = {"reason": reason, **({"by": actor} if actor else {})}
+                conn.execute(
+                    insert(events),
+                    [
+                        {
+                            "submission_id": i,
+                            "delivery_id": None,
+                            "at": now,
+                            "kind": "payload.erased",
+                            "detail": json.dumps(
+                                {**detail, "attachments": len(shas.get(i, []))}, ensure_ascii=False
+                            ),
+                        }
+                        for i in sorted(fresh)
+                    ],
+                )
+            return [
+                ErasedPayload(
+                    i,
+                    now if i in fresh or known[i] is None else float(known[i]),
+                    sorted(set(shas.get(i, []))),
+                    already=i not in fresh,
+                )
+                for i in submission_ids
+            ]
+
+        return await self._write(body)
+
+    async def referenced_blobs(self, sha256s: Sequence[str]) -> set[str]:
+        """Which of these blobs a submission whose payload is kept still references."""
+        if not sha256s:
+            return set()
+
+        def body(conn: Connection) -> set[str]:
+            rows = conn.execute(
+                select(attachments.c.sha256)
+                .distinct()
+                .join(submissions, submissions.c.id == attachments.c.submission_id)
+                .where(
+                    attachments.c.sha256.in_(list(sha256s)),
+                    submissions.c.payload_erased_at.is_(None),
+                )
+            )
+            return {r.sha256 for r in rows}
+
+        return await self._read(body)

@@ -26,6 +26,8 @@ submissions = Table(
     Column("message_uuid", String(64), nullable=False),
     Column("sender", String(200), nullable=False),
     Column("content_sha256", String(64), nullable=False),
+    # The XML's own hash: evidence of what was received, kept after the payload is erased.
+    Column("xml_sha256", String(64)),
     Column("message_type", String(200), nullable=False),
     Column("schema_set", String(200), nullable=False),
     Column("municipality", String(8), nullable=False),
@@ -40,6 +42,9 @@ submissions = Table(
     Column("received_at", Float, nullable=False),
     # Raw XML; NULL once erased by retention (the event log stays).
     Column("xml", LargeBinary),
+    # When the payload (XML and attachment references) was erased; NULL while kept.
+    Column("payload_erased_at", Float),
+    Index("ix_submissions_retention", "payload_erased_at", "received_at"),
     # A nachrichtenUUID is unique per sender: another sender can neither block one nor
     # learn that it exists. message_uuid first, so the index serves lookups by UUID.
     UniqueConstraint("message_uuid", "sender", name="uq_submissions_message_uuid_sender"),
@@ -58,6 +63,8 @@ attachments = Table(
     Column("content_type", Text, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
+    # Blob clean-up asks "does anything still reference this content?"
+    Index("ix_attachments_sha256", "sha256"),
 )
 
 deliveries = Table(

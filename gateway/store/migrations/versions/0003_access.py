@@ -1,7 +1,7 @@
 """access: nachrichtenUUID unique per sender; the audit log
 
 Revision ID: 0003_access
-Revises: 0004_intake_limits (chained after the migrations main has)
+Revises: 0005_retention (chained after the migrations main has)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_access"
-down_revision = "0004_intake_limits"
+down_revision = "0005_retention"
 branch_labels = None
 depends_on = None
 
