@@ -69,11 +69,17 @@ def test_admin_actions_are_audited_and_readable(tmp_path_factory: pytest.TempPat
             ).headers["location"]
             submission_id = location.rsplit("/", 1)[1]
             assert client.get(location, headers=admin).status_code == 200
+            erase = client.post(f"/v1/admin/submissions/{submission_id}/erase", headers=admin)
+            assert erase.status_code == 200, erase.text
+            unknown = client.post("/v1/admin/submissions/no-such-id/erase", headers=admin)
+            assert unknown.status_code == 404
 
             # A reload by signal and a replay from the command line are audited as well.
             gw.process.proc.send_signal(signal.SIGHUP)
             replayed = cli(gw.env, "dead-letters", "replay")
             assert replayed.returncode == 0, replayed.stderr
+            erased = cli(gw.env, "erase", submission_id)
+            assert erased.returncode == 0, erased.stderr
 
             deadline = time.monotonic() + 15
             while True:
@@ -90,7 +96,7 @@ def test_admin_actions_are_audited_and_readable(tmp_path_factory: pytest.TempPat
 
     version = reloaded.json()["config_version"]
     seen = [(e["actor"], e["action"], e["target"], e["outcome"]) for e in reversed(entries)]
-    assert seen[:7] == [
+    assert seen[:9] == [
         ("sender:hund-bw", "GET /v1/admin/dead-letters", None, "refused"),
         ("admin:ops", "config.reload", version, "ok"),
         ("admin:ops", "config.reload", None, "failed"),
@@ -98,18 +104,24 @@ def test_admin_actions_are_audited_and_readable(tmp_path_factory: pytest.TempPat
         ("admin:ops", "dead-letters.list", None, "ok"),
         ("admin:ops", "dead-letters.replay", "d-1", "ok"),
         ("admin:ops", "submission.read", submission_id, "ok"),
+        ("admin:ops", "submission.erase", submission_id, "ok"),
+        ("admin:ops", "submission.erase", "no-such-id", "refused"),
     ]
     # Then, in either order: the signal's reload, the command line's replay, and the
     # reads of the audit log while waiting for the signal's entry.
-    later = Counter(seen[7:])
+    later = Counter(seen[9:])
     assert later.pop(("signal:SIGHUP", "config.reload", version, "ok")) == 1
     assert later.pop((f"cli:{getpass.getuser()}", "dead-letters.replay", "*", "ok")) == 1
+    assert later.pop((f"cli:{getpass.getuser()}", "submission.erase", submission_id, "ok")) == 1
     assert set(later) <= {("admin:ops", "audit.read", None, "ok")}
     by_action = {e["action"]: e for e in reversed(entries)}
     failed = next(e for e in entries if e["outcome"] == "failed")
     assert "broken.yaml" in failed["detail"]["error"]
     assert by_action["mapping.preview"]["detail"]["sha256"]
     assert by_action["dead-letters.replay"]["detail"] == {"replayed": []}
+    erasures = [e["detail"] for e in reversed(entries) if e["action"] == "submission.erase"]
+    assert erasures[0] == {"result": "erased"} and "no-such-id" in erasures[1]["error"]
+    assert erasures[2] == {"result": "already erased"}
     assert all(started <= e["at"] <= time.time() for e in entries)
     assert {e["action"] for e in only_reloads} == {"config.reload"} and len(only_reloads) == 3
 
