@@ -22,6 +22,7 @@ from gateway.errors import (
     InvalidAttachment,
     InvalidMessage,
     NotPermitted,
+    RateLimited,
     UnacceptableField,
     Unavailable,
 )
@@ -73,6 +74,8 @@ def test_every_gateway_error_survives_pickling() -> None:
             error = NotPermitted("why", rule="regions")
         elif cls in (InvalidAttachment, UnacceptableField):
             error = cls("why", field="name")  # type: ignore[call-arg]
+        elif cls is RateLimited:
+            error = RateLimited("why", retry_after=3)
         else:
             error = cls("why")
         copy = pickle.loads(pickle.dumps(error))
