@@ -1,6 +1,8 @@
 """File drop: writes each delivery into a directory that the Fachverfahren imports from.
 
-Per delivery it writes ``<delivery_id>.xml``, ``<delivery_id>.json`` (metadata) and the
+Per delivery it writes ``<delivery_id>.xml``, the mapped document when the route maps
+fields (as rendered in the mapping's format, named by ``mapped_name``, default
+``<delivery_id>.mapped.<json|xml|txt>``), ``<delivery_id>.json`` (metadata) and the
 attachments under ``<delivery_id>.attachments/<file_name>`` (``Attachment.file_name``:
 unique within the submission, safe on every file system; the metadata lists each
 attachment's original ``name`` beside it). Every file goes to a temp name first and
@@ -22,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO
 
+from adapters._mapped import DEFAULT_PATTERN, NamePattern, mapped_file
 from gateway.sdk import Adapter, AdapterSettings, Delivery, PermanentDeliveryError, Receipt
 
 # A name or path this file system cannot hold: writing it again cannot succeed.
@@ -35,6 +38,8 @@ _DISK = ThreadPoolExecutor(32, thread_name_prefix="filedrop")
 class FileDropSettings(AdapterSettings):
     directory: Path
     fsync: bool = True
+    mapped_name: NamePattern = DEFAULT_PATTERN
+    """File name of the mapped document; placeholders in ``adapters._mapped.FIELDS``."""
 
 
 class FileDropAdapter(Adapter[FileDropSettings]):
@@ -62,7 +67,10 @@ class FileDropAdapter(Adapter[FileDropSettings]):
                 with att.open() as src:
                     self._atomic(att_dir / att.file_name, partial(_copy, src))
         self._atomic(directory / f"{stem}.xml", lambda f: f.write(delivery.xml))
-        body = metadata(delivery)
+        mapped = mapped_file(delivery, self.settings.mapped_name)
+        if mapped is not None:
+            self._atomic(directory / mapped[0], partial(_write_bytes, mapped[1]))
+        body = metadata(delivery, mapped[0] if mapped is not None else None)
         self._atomic(directory / f"{stem}.json", lambda f: f.write(body))
         if self.settings.fsync:
             _fsync_dir(directory)
@@ -78,7 +86,7 @@ class FileDropAdapter(Adapter[FileDropSettings]):
         os.replace(tmp, target)
 
 
-def metadata(delivery: Delivery) -> bytes:
+def metadata(delivery: Delivery, mapped_name: str | None = None) -> bytes:
     """The ``<delivery_id>.json`` that marks a delivery complete (shared with ``sftp``)."""
     meta = {
         "delivery_id": delivery.delivery_id,
@@ -88,6 +96,8 @@ def metadata(delivery: Delivery) -> bytes:
         "municipality": delivery.municipality,
         "sender": delivery.sender,
         "payload": dict(delivery.payload) if delivery.payload is not None else None,
+        "payload_format": delivery.payload_format,
+        "payload_file": mapped_name,
         "attachments": [
             {
                 "name": a.name,
@@ -100,6 +110,10 @@ def metadata(delivery: Delivery) -> bytes:
         ],
     }
     return json.dumps(meta, ensure_ascii=False, indent=2).encode()
+
+
+def _write_bytes(content: bytes, dst: IO[bytes]) -> None:
+    dst.write(content)
 
 
 def _copy(src: IO[bytes], dst: IO[bytes]) -> None:

@@ -1,11 +1,11 @@
 """SFTP file drop: the ``filedrop`` layout, written to a directory on an SFTP server.
 
 Per delivery: ``<delivery_id>.attachments/<file_name>`` (``Attachment.file_name``),
-``<delivery_id>.xml`` and last ``<delivery_id>.json`` (the completion marker). Each file is
-uploaded under a dot-prefixed temp name and renamed into place with the
-``posix-rename@openssh.com`` extension (an atomic replace on the server), so the
-Fachverfahren's importer never sees half a file and a redelivery replaces the same files
-instead of creating a second case.
+``<delivery_id>.xml``, the mapped document (named by ``mapped_name``, as in ``filedrop``)
+and last ``<delivery_id>.json`` (the completion marker). Each file is uploaded under a
+dot-prefixed temp name and renamed into place with the ``posix-rename@openssh.com``
+extension (an atomic replace on the server), so the Fachverfahren's importer never sees
+half a file and a redelivery replaces the same files instead of creating a second case.
 
 The server's host key must be known (``known_hosts``); auth by password (from the
 environment) or a private key file.
@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncssh
 from pydantic import Field, model_validator
 
+from adapters._mapped import DEFAULT_PATTERN, NamePattern, mapped_file
 from adapters.filedrop import metadata
 from gateway.sdk import (
     Adapter,
@@ -55,6 +56,8 @@ class SftpSettings(AdapterSettings):
     directory: str = "."
     """Remote directory the Fachverfahren imports from (created if missing)."""
     connect_timeout_seconds: float = Field(default=15.0, gt=0)
+    mapped_name: NamePattern = DEFAULT_PATTERN
+    """File name of the mapped document; placeholders in ``adapters._mapped.FIELDS``."""
 
     @model_validator(mode="after")
     def _one_credential(self) -> SftpSettings:
@@ -104,7 +107,11 @@ class SftpDropAdapter(Adapter[SftpSettings]):
             for att in delivery.attachments:
                 await self._atomic(sftp, posixpath.join(att_dir, att.file_name), att.path)
         await self._atomic(sftp, posixpath.join(directory, f"{stem}.xml"), delivery.xml)
-        await self._atomic(sftp, posixpath.join(directory, f"{stem}.json"), metadata(delivery))
+        mapped = mapped_file(delivery, self.settings.mapped_name)
+        if mapped is not None:
+            await self._atomic(sftp, posixpath.join(directory, mapped[0]), mapped[1])
+        meta = metadata(delivery, mapped[0] if mapped is not None else None)
+        await self._atomic(sftp, posixpath.join(directory, f"{stem}.json"), meta)
 
     async def _atomic(self, sftp: asyncssh.SFTPClient, target: str, content: bytes | Path) -> None:
         head, name = posixpath.split(target)

@@ -1,10 +1,12 @@
 """SMTP: an e-mail per delivery to a functional mailbox (Funktionspostfach).
 
-The mail carries a readable text rendering of the application, the XML as received and
-the attachments. Its ``Message-ID`` is derived from the delivery id, so a redelivery is the
-same message again: idempotency at the receiving side is best effort, as good as the
-mailbox or importer that drops duplicate Message-IDs (many do; a human reader sees two
-identical mails otherwise). Use ``http`` or ``sftp`` where exactly-once matters.
+The mail carries a readable text rendering of the application, the XML as received, the
+mapped document when the route maps fields (``mapped.<json|xml|txt>`` in its media type,
+exactly as rendered) and the attachments. Its ``Message-ID`` is derived from the delivery
+id, so a redelivery is the same message again: idempotency at the receiving side is best
+effort, as good as the mailbox or importer that drops duplicate Message-IDs (many do; a
+human reader sees two identical mails otherwise). Use ``http`` or ``sftp`` where
+exactly-once matters.
 
 Outcomes: SMTP 4xx replies, timeouts and connection errors are transient; 5xx replies
 (including failed authentication) are permanent.
@@ -21,6 +23,7 @@ from typing import Literal
 import aiosmtplib
 from pydantic import Field, field_validator
 
+from adapters._mapped import EXTENSIONS, MEDIA_TYPES
 from adapters._render import text_summary
 from gateway.sdk import (
     Adapter,
@@ -117,6 +120,15 @@ class SmtpAdapter(Adapter[SmtpSettings]):
             subtype="xml",
             filename=f"{delivery.message_type}.xml",
         )
+        if delivery.payload_body is not None and delivery.payload_format is not None:
+            media = MEDIA_TYPES.get(delivery.payload_format, "application/octet-stream")
+            maintype, _, subtype = media.partition(";")[0].partition("/")
+            ext = EXTENSIONS.get(delivery.payload_format, "bin")
+            # Bytes, not text: the mail carries the rendering unchanged (base64), never
+            # re-encoded or re-wrapped by the mail library.
+            message.add_attachment(
+                delivery.payload_body, maintype=maintype, subtype=subtype, filename=f"mapped.{ext}"
+            )
         for att in delivery.attachments:
             essence = att.content_type.partition(";")[0].strip()
             maintype, _, subtype = essence.partition("/")

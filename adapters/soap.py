@@ -1,10 +1,12 @@
 """SOAP: call one operation of a Fachverfahren's SOAP interface (zeep), WSDL from a file.
 
 ``parameters`` maps each parameter of the operation to a source: ``delivery_id``,
-``submission_id``, ``message_uuid``, ``message_type``, ``municipality``, ``sender``, ``xml``
-(the XML as received, as text) or ``const:<text>``. SOAP has no standard idempotency
-header: map ``delivery_id`` to the operation's request or external id (e.g. ``requestId``,
-``externeVorgangsId``) so that the Fachverfahren recognises a redelivery.
+``submission_id``, ``message_uuid``, ``message_type``, ``municipality``, ``sender``,
+``xml`` (the XML as received, as text), ``mapped`` (the route's mapped document as rendered
+in its format, as text; a delivery without a mapping is permanent) or ``const:<text>``.
+SOAP has no standard idempotency header: map ``delivery_id`` to the operation's request or
+external id (e.g. ``requestId``, ``externeVorgangsId``) so that the Fachverfahren
+recognises a redelivery.
 
 Outcomes: a SOAP fault with a Client/Sender code is permanent, any other fault transient;
 HTTP 5xx, 408, 429, timeouts and connection errors are transient, other HTTP errors and
@@ -53,9 +55,9 @@ class SoapSettings(AdapterSettings):
     @classmethod
     def _known_sources(cls, value: dict[str, str]) -> dict[str, str]:
         for name, source in value.items():
-            if source not in (*SOURCES, "xml") and not source.startswith("const:"):
+            if source not in (*SOURCES, "xml", "mapped") and not source.startswith("const:"):
                 raise ValueError(
-                    f"{name}: unknown source '{source}' (known: {', '.join(SOURCES)}, xml, "
+                    f"{name}: unknown source '{source}' (known: {', '.join(SOURCES)}, xml, mapped, "
                     "const:<text>)"
                 )
         return value
@@ -154,4 +156,8 @@ def _value(delivery: Delivery, source: str) -> str:
         return source.removeprefix("const:")
     if source == "xml":
         return delivery.xml.decode("utf-8")
+    if source == "mapped":
+        if delivery.payload_body is None:
+            raise PermanentDeliveryError("parameter source 'mapped': the route maps no fields")
+        return delivery.payload_body.decode("utf-8")
     return str(getattr(delivery, source))

@@ -30,7 +30,7 @@ def main() -> None:
     for fmt in ("yaml", "json"):
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
-            write_scale_config(directory, keys, fmt)  # type: ignore[arg-type]
+            write_scale_config(directory, keys, fmt)
             files = list(directory.glob(f"*.{fmt}"))
             size = sum(p.stat().st_size for p in files)
             started = time.perf_counter()

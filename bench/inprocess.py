@@ -78,8 +78,8 @@ def validation(
             if not schema.validate(etree.fromstring(doc, parser).getroottree()):
                 raise AssertionError("sample is invalid")
 
-    with_rules, xsd_only, lxml_only = _timed([gateway, gateway_xsd_only, raw], min_seconds)
-    return count / with_rules, count / xsd_only, count / lxml_only
+    rules_s, xsd_s, lxml_s = _timed([gateway, gateway_xsd_only, raw], min_seconds)
+    return count / rules_s, count / xsd_s, count / lxml_s
 
 
 async def _preload(

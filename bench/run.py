@@ -32,6 +32,7 @@ import yaml
 from bench import inprocess, servers
 from bench.upload import upload
 from bench.workload import REPO
+from tests.support.processes import ServerProcess, free_port, port_open, serve
 
 SCALED_MODULE = "gateway.broker.rabbitmq"
 REFERENCE_MODULE = "gateway.reference_fachverfahren"
@@ -89,7 +90,7 @@ def scaled_unavailable() -> str | None:
     if importlib.util.find_spec(SCALED_MODULE) is None:
         return f"scaled mode not available in this build ({SCALED_MODULE} missing)"
     for port, name in ((5672, "RabbitMQ"), (5432, "PostgreSQL")):
-        if not servers.port_open(port):
+        if not port_open(port):
             return f"{name} not reachable on 127.0.0.1:{port} (scripts/services.sh starts it)"
     if shutil.which("rabbitmqctl") is None:
         return "rabbitmqctl not found (the benchmark gives each run a vhost of its own)"
@@ -97,7 +98,7 @@ def scaled_unavailable() -> str | None:
 
 
 @contextmanager
-def scaled(workdir: Path) -> Iterator[servers.Server]:
+def scaled(workdir: Path) -> Iterator[ServerProcess]:
     """One ``api`` and one ``worker`` process on a fresh PostgreSQL database and vhost."""
     import asyncpg
 
@@ -124,20 +125,13 @@ def scaled(workdir: Path) -> Iterator[servers.Server]:
         "XOEV_GATEWAY_RABBITMQ_PREFIX": name,
         "XOEV_GATEWAY_DEMO": "true",  # the example configuration's public demo tokens
     }
-    api = servers.Server("scaled-api", ["gateway", "api"], workdir, env)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "worker"],
-        env=dict(os.environ, PYTHONPATH=str(REPO), **env),
-        cwd=REPO,
-        stdout=(workdir / "scaled-worker.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
     try:
-        yield api
+        with (
+            servers.http_server("scaled-api", ["gateway", "api"], workdir, env) as api,
+            ServerProcess(["-m", "gateway", "worker"], None, workdir / "scaled-worker.log", env),
+        ):
+            yield api
     finally:
-        api.stop()
-        worker.terminate()
-        worker.wait(timeout=30)
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         rabbitmqctl("delete_vhost", name)
 
@@ -303,17 +297,12 @@ def delivery(args: argparse.Namespace, workdir: Path) -> list[Row]:
     if reason:
         rows.append(na("4 delivery rate, reference Fachverfahren", reason))
         return rows
-    port = servers.free_port()
-    ref = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "reference-fachverfahren", "--port", str(port)],
-        cwd=REPO,
-        stdout=(workdir / "fachverfahren.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not servers.port_open(port) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    port = free_port()
+    with serve(
+        ["-m", "gateway", "reference-fachverfahren", "--port", str(port)],
+        port,
+        workdir / "fachverfahren.log",
+    ):
         http = asyncio.run(
             inprocess.delivery(
                 workdir / "http",
@@ -322,9 +311,6 @@ def delivery(args: argparse.Namespace, workdir: Path) -> list[Row]:
                 adjust=lambda d: _http_config(d, f"http://127.0.0.1:{port}/cases"),
             )
         )
-    finally:
-        ref.terminate()
-        ref.wait(timeout=30)
     rows.append(
         Row(
             "4 delivery rate, reference Fachverfahren (HTTP)",
@@ -337,7 +323,7 @@ def delivery(args: argparse.Namespace, workdir: Path) -> list[Row]:
 
 
 def memory(args: argparse.Namespace, workdir: Path) -> list[Row]:
-    def growth(server: servers.Server) -> tuple[float, int]:
+    def growth(server: ServerProcess) -> tuple[float, int]:
         before = server.status_kib("VmRSS")
         if not server.reset_peak_rss():
             before = server.status_kib("VmHWM")
@@ -376,6 +362,34 @@ def config_scale(args: argparse.Namespace, workdir: Path) -> list[Row]:
     return [Row("6 config scale, 11,000 municipalities", text)]
 
 
+def fitconnect(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    from bench import fitconnect_decrypt, fitconnect_intake
+
+    count = args.fit_submissions
+    intake = fitconnect_intake.run(workdir, count)
+    try:
+        # The source takes one destination's submissions one at a time: HTTP at c=1 on the
+        # same process is the like-for-like reference.
+        http = load(intake.server.port, args, concurrency=1, warmup=1, duration=5)
+    finally:
+        intake.server.stop()
+    http_rate = float(http["rate"])  # type: ignore[arg-type]
+    cost = fitconnect_decrypt.cost(50)
+    return [
+        Row(
+            "7 FIT-Connect intake, emulator -> serve -> accepted",
+            f"{intake.rate:,.1f}/s ({count}, 20 kB attachment each)",
+            f"HTTP intake c=1, same process {http_rate:,.0f}/s{errors_of(http)}",
+            intake.rate / http_rate,
+        ),
+        Row(
+            "7 FIT-Connect decrypt+verify per submission",
+            f"{cost:.1f} ms CPU",
+            "2 SET verify, 3 JWE decrypt, SHA-512, schema, 1 SET sign; 100 kB attachment",
+        ),
+    ]
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], list[Row]]] = {
     "accept": accept_rate,
     "latency": latency,
@@ -383,6 +397,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace, Path], list[Row]]] = {
     "delivery": delivery,
     "memory": memory,
     "config": config_scale,
+    "fitconnect": fitconnect,
 }
 
 
@@ -417,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per load")
     parser.add_argument("--deliveries", type=int, default=1500, help="submissions to deliver")
+    parser.add_argument(
+        "--fit-submissions", type=int, default=300, help="FIT-Connect submissions to take in"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="xoev-bench-"))

@@ -100,9 +100,16 @@ class Acceptor:
         self.stored = stored
         self.resolver = RecipientResolver(directory, config.recipients)
 
-    def with_config(self, config: GatewayConfig) -> Acceptor:
+    def with_config(
+        self, config: GatewayConfig, directory: MunicipalityDirectory | None = None
+    ) -> Acceptor:
         return Acceptor(
-            self.examiner, self.directory, config, self.store, self.work_state, self.stored
+            self.examiner,
+            directory or self.directory,
+            config,
+            self.store,
+            self.work_state,
+            self.stored,
         )
 
     async def accept(self, incoming: Incoming) -> Accepted:
@@ -137,6 +144,8 @@ class Acceptor:
             )
         content = hashlib.sha256(body)
         xml_sha256 = content.hexdigest()  # evidence that outlives the erased payload
+        # The document's own hash for the validation report too (intake leaves it to us).
+        validation = {**examined.report.to_json(), "sha256": xml_sha256}
         for att in incoming.attachments:
             content.update(f"\0{att.name}\0{att.sha256}".encode())
         source = incoming.source
@@ -174,6 +183,7 @@ class Acceptor:
                 )
                 if value
             },
+            validation=validation,
         )
 
     def _recipient(self, incoming: Incoming, examined: Examined) -> tuple[str, str]:

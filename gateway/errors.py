@@ -32,14 +32,21 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     ├── NotFound                        404
     ├── RateLimited                     429  over the sender's limit, or too many failed logins
     ├── Unavailable                     503  durability cannot be guaranteed now
+    │   ├── StoreFileLost               503  the SQLite file was deleted or replaced
+    │   └── InsufficientStorage         507  the data directory (or database) is full
     ├── ConfigError                     422  refused configuration (file, key, cause)
     ├── MappingError                    422  a mapping cannot be applied to this message
-    └── SchemaRegistryError                  schema set cannot be loaded
+    ├── SchemaRegistryError                  schema set cannot be loaded
+    ├── StoreNotFound                        a command that only reads found no database
+    ├── CodeListRefused                 422  not a usable genericode list, or the config would break
+    └── InvalidSettings                      an XOEV_GATEWAY_* variable is wrong (CLI exit 9)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gateway.report import ValidationReport
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,12 @@ class IntakeError(GatewayError):
     slug = "intake"
     title = "Submission rejected"
     exit_code = 2
+    report: ValidationReport | None = None
+    """The validation report, when the rejection came from validating the message."""
+    code: str | None = None
+    """A machine-readable cause for the report (libxml2's error type name, ...)."""
+    line: int | None = None
+    column: int | None = None
 
 
 class UnsupportedMediaType(IntakeError):
@@ -293,6 +306,22 @@ class Unavailable(GatewayError):
     exit_code = 5
 
 
+class StoreFileLost(Unavailable):
+    """The SQLite file at the configured path is no longer the one this process has open
+    (deleted or replaced while running): nothing written now would survive a restart."""
+
+    slug = "store-file-lost"
+    title = "Store file lost, retry later"
+
+
+class InsufficientStorage(Unavailable):
+    """No space left for the submission (blob files or database); the sender retries."""
+
+    status = 507
+    slug = "insufficient-storage"
+    title = "Insufficient storage, retry later"
+
+
 class ConfigError(GatewayError):
     status = 422
     slug = "config"
@@ -313,3 +342,31 @@ class SchemaRegistryError(GatewayError):
     slug = "schema-registry"
     title = "Schema registry error"
     exit_code = 7
+
+
+class StoreNotFound(GatewayError):
+    """A command that reads the store found no database where the settings point: it
+    never creates one (an empty new database would look like "nothing dead")."""
+
+    status = 404
+    slug = "store-not-found"
+    title = "No gateway database"
+    exit_code = 9
+
+
+class InvalidSettings(GatewayError):
+    """An environment setting cannot be read: one line naming the variable and the cause."""
+
+    slug = "settings"
+    title = "Invalid settings"
+    exit_code = 9
+
+
+class CodeListRefused(GatewayError):
+    """A code list import refused: not a usable genericode file, or the configuration would
+    not load with it (docs/codelists.md)."""
+
+    status = 422
+    slug = "codelist"
+    title = "Code list refused"
+    exit_code = 10

@@ -12,14 +12,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+from lxml import etree
 from pydantic import AfterValidator
 
-from gateway.errors import UnknownRecipient
+from gateway.errors import ConfigError, UnknownRecipient
+from gateway.settings import SHIPPED_MUNICIPALITY_LIST, Settings
 
 AGS_DIGITS = 8
 ARS_DIGITS = 12
 LEVELS = {0: "default", 2: "Land", 3: "Regierungsbezirk", 5: "Kreis", 8: "municipality"}
 """Prefix length → regional level; ``""`` (configured as ``*``) means every municipality."""
+AGS_LIST = "urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:ags"
+"""CanonicalUri of Destatis' AGS code list (XRepository)."""
+
+
+def codelist_file(uri: str) -> str:
+    """The file name an imported code list is active under in ``<config>/codelists/``."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in uri) + ".xml"
+
+
+def municipality_list(settings: Settings) -> Path:
+    """The AGS list in effect: an explicitly set ``municipality_list``, else one imported
+    into the configuration (``xoev-gateway codelists import``), else the shipped one."""
+    if settings.municipality_list != SHIPPED_MUNICIPALITY_LIST:
+        return settings.municipality_list
+    imported = settings.config_source / "codelists" / codelist_file(AGS_LIST)
+    return imported if imported.is_file() else SHIPPED_MUNICIPALITY_LIST
 
 
 def level_of(prefix: str) -> str:
@@ -61,6 +79,9 @@ class MunicipalityDirectory:
 
     @classmethod
     def load(cls, path: Path) -> MunicipalityDirectory:
+        """The shipped derived list (``AGS<TAB>name`` lines) or Destatis' genericode file."""
+        if path.suffix == ".xml":
+            return cls._genericode(path)
         names: dict[str, str] = {}
         source = str(path)
         with path.open(encoding="utf-8") as fh:
@@ -73,6 +94,22 @@ class MunicipalityDirectory:
                 if key:
                     names[key] = name
         return cls(names, source)
+
+    @classmethod
+    def _genericode(cls, path: Path) -> MunicipalityDirectory:
+        try:
+            root = etree.parse(str(path), etree.XMLParser(no_network=True, resolve_entities=False))
+        except (OSError, etree.XMLSyntaxError) as exc:
+            raise ConfigError(f"{path}: cannot read the AGS list: {exc}") from None
+        key = root.xpath("string(ColumnSet/Key[1]/ColumnRef/@Ref)") or "SCHLUESSEL"
+        names: dict[str, str] = {}
+        for row in root.iterfind("SimpleCodeList/Row"):
+            values = {v.get("ColumnRef"): (v.findtext("SimpleValue") or "") for v in row}
+            code = values.get(key, "").strip()
+            if len(code) == AGS_DIGITS and code.isdigit():
+                names[code] = values.get("Bezeichnung", "").strip()
+        version = (root.findtext("Identification/CanonicalVersionUri") or "").strip()
+        return cls(names, version or str(path))
 
     def __contains__(self, ags: str) -> bool:
         return ags in self.names

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gateway.accept import Accepted, Acceptor, Incoming
 from gateway.broker.base import Broker
@@ -15,7 +18,7 @@ from gateway.broker.relay import OutboxRelay
 from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
-from gateway.municipality import MunicipalityDirectory
+from gateway.municipality import MunicipalityDirectory, municipality_list
 from gateway.retention import AuditEntry as RetentionAuditEntry
 from gateway.retention import Retention
 from gateway.routing.config import GatewayConfig, load_config
@@ -24,10 +27,16 @@ from gateway.shipped import copy_example_config
 from gateway.store.audit import AuditLog, AuditOutcome
 from gateway.store.blobs import BlobStore, private_dir
 from gateway.store.database import Database
+from gateway.store.disk import below_floor
 from gateway.store.migrate import migrate
 from gateway.store.states import WorkState
 from gateway.store.store import Store
 from gateway.worker import Worker
+
+if TYPE_CHECKING:
+    from gateway.sources.fitconnect.settings import FitConnectSettings
+    from gateway.sources.fitconnect.source import FitConnectSource
+    from gateway.sources.fitconnect.subscriber import Result
 
 log = logging.getLogger("xoev_gateway")
 
@@ -98,9 +107,18 @@ class Runtime:
     relay: OutboxRelay | None = None
     on_loaded: Callable[[], None] | None = None
     serve_api: bool = False
+    fit_connect: FitConnectSource | None = None
+    """The FIT-Connect source when ``fit-connect.yaml`` configures one (API processes only);
+    it polls only where ``settings.sources`` is true, but checks callbacks everywhere."""
+    _hosts_sources: bool = False
+    _fit_connect_print: str | None = field(default=None, repr=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _retention_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _source_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _retired: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    schema_digest: str = ""
+    _schema_reload: asyncio.Task[None] | None = field(default=None, repr=False)
     audit: AuditLog = field(init=False, repr=False)
     """Where admin actions are recorded (``gateway.store.audit``)."""
     _pending_audits: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
@@ -127,6 +145,13 @@ class Runtime:
     def config(self) -> GatewayConfig:
         return self.acceptor.config
 
+    def storage_below_floor(self) -> str | None:
+        """Why the data directory (or the SQLite file's) is too full to stay ready, or None."""
+        paths = [self.blobs.root]
+        if self.db.path is not None and self.db.path.parent != self.blobs.root.parent:
+            paths.append(self.db.path.parent)
+        return below_floor(paths, self.settings.min_free_bytes, self.settings.min_free_percent)
+
     @classmethod
     async def start(
         cls,
@@ -138,7 +163,8 @@ class Runtime:
         on_loaded: Callable[[], None] | None = None,
     ) -> Runtime:
         """``run_relay``: publish the store's outbox (only brokers that use one);
-        ``serve_api``: submissions arrive, so start the intake processes (if configured);
+        ``serve_api``: submissions arrive, so start the intake processes (if configured)
+        and the inbound sources (``fit-connect.yaml``; polling only if ``settings.sources``);
         ``on_loaded``: called once everything is loaded and after each config reload (a
         server process freezes its start-up heap there, see ``gateway.process``)."""
         # Database, blobs and spooled state hold citizens' data: private to our user.
@@ -152,11 +178,13 @@ class Runtime:
                 "shipped example configuration, copied to %s; its demo tokens are public",
                 settings.config_dir,
             )
+        digest = schema_digest(settings.all_schema_dirs)
         config = load_config(settings.config_source)
         if serve_api:
             refuse_demo_tokens(settings, config)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        directory = MunicipalityDirectory.load(municipality_list(settings))
+        fit_connect = _load_fit_connect(settings) if serve_api else None
         db = Database.open(
             settings.store_url,
             sqlite_synchronous=settings.sqlite_synchronous,
@@ -196,6 +224,7 @@ class Runtime:
             retention,
             on_loaded=on_loaded,
             serve_api=serve_api,
+            schema_digest=digest,
         )
         try:
             await _when_available(broker.start, "broker", settings.startup_wait)
@@ -233,19 +262,83 @@ class Runtime:
                 lambda: runtime.config,
                 concurrency=settings.worker_concurrency,
                 poll_seconds=settings.poll_seconds,
+                # Only the embedded queue's leases expire; RabbitMQ's last with the channel.
+                lease_seconds=settings.lease_seconds if isinstance(broker, EmbeddedQueue) else None,
             )
             runtime._worker_task = asyncio.create_task(runtime.worker.run())
             if settings.retention_interval_seconds > 0:
                 runtime._retention_task = asyncio.create_task(
                     retention.run_periodically(settings.retention_interval_seconds)
                 )
+        runtime._hosts_sources = serve_api
+        if fit_connect is not None:
+            try:
+                runtime._start_fit_connect(fit_connect)
+            except BaseException:
+                await runtime.stop()
+                raise
         if on_loaded is not None:
             on_loaded()
         return runtime
 
+    def _start_fit_connect(self, fit_settings: FitConnectSettings) -> None:
+        """Build the source (reads the secrets' env variables: a missing one raises
+        ``ConfigError``) and run it if this process polls; replaces a running one."""
+        from gateway.sources.accept_sink import AcceptPathSink
+        from gateway.sources.fitconnect.settings import fingerprint
+        from gateway.sources.fitconnect.source import FitConnectSource
+
+        source = FitConnectSource(
+            fit_settings, AcceptPathSink(self.accept, self.blobs), on_result=self._source_result
+        )
+        self._stop_fit_connect()
+        self.fit_connect = source
+        self._fit_connect_print = fingerprint(fit_settings)
+        if self.settings.sources:
+            self._source_task = asyncio.create_task(source.run())
+            log.info("FIT-Connect source polling %d destination(s)", len(fit_settings.destinations))
+
+    def _stop_fit_connect(self) -> None:
+        # Cancelling mid-submission is safe: whatever was stored is found again as a
+        # duplicate on the next fetch and answered then (answers are idempotent).
+        if self._source_task is not None:
+            self._source_task.cancel()
+            self._retired.append(self._source_task)
+            self._source_task = None
+        elif self.fit_connect is not None:  # built, never run (sources=false): its client
+            self._retired.append(asyncio.create_task(self.fit_connect.close()))
+        self.fit_connect = None
+        self._fit_connect_print = None
+
+    async def _source_result(self, result: Result) -> None:
+        from gateway.sources.fitconnect.subscriber import Outcome
+
+        if result.outcome is not Outcome.ACCEPTED or result.gateway_id is None:
+            return
+        try:
+            await self.store.record_source_event(
+                result.gateway_id,
+                "fit-connect.accept-sent",
+                {"event": "accept-submission", "submission_id": result.submission_id},
+            )
+        except Unavailable as exc:
+            # The accept is on the case already; only our own log entry of it is missing.
+            log.warning("event log: accept of %s not recorded: %s", result.gateway_id, exc)
+
+    def sources_state(self) -> dict[str, object]:
+        if self.fit_connect is None:
+            return {}
+        return {"fit-connect": self.fit_connect.state()}
+
     async def stop(self) -> None:
         """Graceful: the worker takes no new work and finishes what it holds, the relay
-        finishes its batch, then the broker hands back anything still unacked."""
+        finishes its batch, then the broker hands back anything still unacked. Sources stop
+        first: nothing new is fetched while the rest winds down."""
+        self._stop_fit_connect()
+        for task in self._retired:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._retired.clear()
         if self._retention_task is not None:
             self.retention.stop()
             await self._retention_task
@@ -263,15 +356,52 @@ class Runtime:
         await self.acceptor.examiner.close()
 
     def reload_config(self) -> GatewayConfig:
-        """Load the config directory again; a broken config raises and the old one stays."""
+        """Load the config directory and the schema catalogs again (the catalogs only when a
+        file in a schema directory changed); a broken config or catalog raises and the old
+        ones stay. The intake processes take the new schemas in the background
+        (``schemas_reloaded`` waits for that).
+
+        A changed ``fit-connect.yaml`` (or key file) restarts the FIT-Connect source with the
+        new settings; a broken one refuses the whole reload (docs/fit-connect.md)."""
+        digest = schema_digest(self.settings.all_schema_dirs)
+        registry = None
+        if digest != self.schema_digest:
+            registry = SchemaRegistry.load(self.settings.all_schema_dirs)
         config = load_config(self.settings.config_source)
         if self.serve_api:
             refuse_demo_tokens(self.settings, config)
-        self.acceptor = self.acceptor.with_config(config)
+        # An imported AGS list (``codelists import``) takes effect with the reload too.
+        directory = MunicipalityDirectory.load(municipality_list(self.settings))
+        if self._hosts_sources:
+            self._reload_fit_connect(_load_fit_connect(self.settings))
+        if registry is not None:
+            self.registry, self.schema_digest = registry, digest
+            task = asyncio.get_running_loop().create_task(self.acceptor.examiner.reload(registry))
+            self._schema_reload = task
+            log.info("schema catalogs reloaded: %s schema sets", len(registry.sets))
+        self.directory = directory
+        self.acceptor = self.acceptor.with_config(config, directory)
         log.info("configuration %s active", config.version)
         if self.on_loaded is not None:
             self.on_loaded()
         return config
+
+    async def schemas_reloaded(self) -> None:
+        """Wait until the intake processes run the schemas of the last reload."""
+        if self._schema_reload is not None:
+            await asyncio.shield(self._schema_reload)
+
+    def _reload_fit_connect(self, fit_settings: FitConnectSettings | None) -> None:
+        if fit_settings is None:
+            if self.fit_connect is not None:
+                log.info("fit-connect.yaml removed: FIT-Connect source stopped")
+            self._stop_fit_connect()
+            return
+        from gateway.sources.fitconnect.settings import fingerprint
+
+        if fingerprint(fit_settings) != self._fit_connect_print:
+            self._start_fit_connect(fit_settings)
+            log.info("FIT-Connect source restarted with the reloaded settings")
 
     def reload_or_keep(self) -> bool:
         """Reload for SIGHUP: a refused config is logged and the running one stays active;
@@ -322,6 +452,27 @@ class Runtime:
     async def accept(self, incoming: Incoming) -> Accepted:
         """The accept path every source calls; always with the active configuration."""
         return await self.acceptor.accept(incoming)
+
+
+def schema_digest(directories: list[Path]) -> str:
+    """Names, sizes and modification times of every file in the schema directories: a
+    reload compiles the catalogs again only when one changed (Schematron takes seconds)."""
+    digest = hashlib.sha256()
+    for directory in directories:
+        for path in sorted(directory.rglob("*")):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _load_fit_connect(settings: Settings) -> FitConnectSettings | None:
+    # Imported only where a source is configured: JOSE and JSON Schema are not loaded else.
+    if not (settings.config_source / "fit-connect.yaml").is_file():
+        return None
+    from gateway.sources.fitconnect.settings import load
+
+    return load(settings.config_source)
 
 
 async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[str]:

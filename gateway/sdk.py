@@ -13,18 +13,41 @@ Contract of :meth:`Adapter.deliver`:
   any other exception counts as transient too;
 - raise :class:`PermanentDeliveryError` when retrying cannot help (dead-lettered);
 - be idempotent by ``delivery.delivery_id``: the same delivery may arrive again after a
-  crash, and must not create a second case (use it as idempotency key or file name).
+  crash, and must not create a second case (use it as idempotency key or file name);
+- never put a secret (password, token, API key) into an error message or a receipt: both
+  are stored, shown by the API and the CLI, and logged.
+
+Time, cancellation and resources:
+
+- ``deliver`` runs on the worker's event loop together with every other delivery of the
+  worker: never block it (no ``time.sleep``, no synchronous HTTP or file I/O of any size;
+  use ``asyncio.sleep``, an async client, :meth:`Attachment.iter_bytes`, or
+  ``asyncio.to_thread``). The contract kit measures the loop's lag while it delivers.
+- The worker cancels ``deliver`` after the destination's ``timeout_seconds`` (and when it
+  stops). Let :class:`asyncio.CancelledError` propagate: clean up in ``finally`` or
+  ``async with``, never turn it into a receipt or an error. A timeout counts as transient;
+  the adapter's own HTTP timeout should be shorter than the destination's, so that a slow
+  answer ends as the adapter's own transient error with a clear message.
+- Report a server's retry hint: ``TransientDeliveryError(..., retry_after=seconds)`` (e.g.
+  from ``Retry-After``); the worker waits at least that long.
+- One adapter instance serves every delivery of its destination, concurrently. Create
+  long-lived clients (connection pools) once, in ``__init__`` or lazily, and close them in
+  :meth:`Adapter.aclose`, which the worker awaits when it stops or the configuration is
+  replaced; a client per call must be closed in the same call (``async with``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import os
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, BinaryIO, ClassVar, Generic, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +55,10 @@ __all__ = [
     "Adapter",
     "AdapterSettings",
     "Attachment",
+    "AttachmentJson",
     "Delivery",
+    "MappedPayload",
+    "PayloadFormat",
     "PermanentDeliveryError",
     "Receipt",
     "SecretEnv",
@@ -120,6 +146,23 @@ def attachment_file_name(index: int, name: str) -> str:
     return prefix + (cleaned or "attachment")
 
 
+PayloadFormat = Literal["json", "xml", "keyvalue"]
+"""The formats a mapping renders its payload in (``format`` of a mapping entry)."""
+
+CHUNK_BYTES = 3 * 64 * 1024
+"""Chunk size of :meth:`Attachment.iter_bytes` (a multiple of 3: base64 per chunk joins)."""
+
+
+class AttachmentJson(TypedDict):
+    """One attachment in the common "JSON with base64 content" body."""
+
+    name: str
+    content_type: str
+    sha256: str
+    size: int
+    content_base64: str
+
+
 @dataclass(frozen=True)
 class Attachment:
     name: str
@@ -136,9 +179,57 @@ class Attachment:
         if not self.file_name:
             object.__setattr__(self, "file_name", attachment_file_name(1, self.name))
 
-    def open(self) -> Any:
-        """A binary file object for streaming the content (read it in chunks)."""
+    async def iter_bytes(self, chunk_size: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
+        """The content in chunks, read off the event loop: ``async for chunk in
+        attachment.iter_bytes(): ...`` (e.g. as an httpx request ``content``)."""
+        with await asyncio.to_thread(self.path.open, "rb") as file:
+            while chunk := await asyncio.to_thread(file.read, chunk_size):
+                yield chunk
+
+    async def read_bytes(self) -> bytes:
+        """The whole content in memory (for small attachments and mail bodies)."""
+        return b"".join([chunk async for chunk in self.iter_bytes()])
+
+    async def base64(self) -> str:
+        """The content base64-encoded (read in chunks of a multiple of 3 bytes)."""
+        parts = [base64.b64encode(chunk) async for chunk in self.iter_bytes(CHUNK_BYTES)]
+        return b"".join(parts).decode("ascii")
+
+    async def to_json(self) -> AttachmentJson:
+        """This attachment as an object of a "JSON with base64 content" body."""
+        return AttachmentJson(
+            name=self.name,
+            content_type=self.content_type,
+            sha256=self.sha256,
+            size=self.size,
+            content_base64=await self.base64(),
+        )
+
+    def open(self) -> BinaryIO:
+        """A synchronous binary file: only for code that runs in a thread (blocking reads on
+        the event loop stall every delivery of the worker); prefer :meth:`iter_bytes`."""
         return self.path.open("rb")
+
+
+@dataclass(frozen=True)
+class MappedPayload:
+    """What the route's mapping made of the XML: ``data``, rendered in ``format`` as
+    ``body`` (JSON text, XML, or key=value lines)."""
+
+    data: Mapping[str, Any]
+    format: PayloadFormat
+    body: bytes
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES[self.format]
+
+
+_MEDIA_TYPES: dict[PayloadFormat, str] = {
+    "json": "application/json",
+    "xml": "application/xml",
+    "keyvalue": "text/plain; charset=utf-8",
+}
 
 
 @dataclass(frozen=True)
@@ -159,16 +250,39 @@ class Delivery:
     payload: Mapping[str, Any] | None = None
     """The destination's effective mapping applied to ``xml``; None if it has no mapping."""
     attachments: Sequence[Attachment] = field(default_factory=tuple)
-    payload_format: str | None = None
+    payload_format: PayloadFormat | None = None
     """``json``, ``xml`` or ``keyvalue``: the format the mapping renders ``payload_body`` in."""
     payload_body: bytes | None = None
     """``payload`` rendered in ``payload_format``, ready to send (JSON text, XML, key=value)."""
 
+    @property
+    def mapped(self) -> MappedPayload | None:
+        """The route's mapping applied to ``xml``; ``None`` when the route has no mapping
+        (then send the XML, or :meth:`envelope`). The two cases, explicitly::
+
+            if (mapped := delivery.mapped) is not None:
+                send(mapped.body, mapped.media_type)          # what the mapping says
+            else:
+                send_json(delivery.envelope())                # metadata + the raw XML
+        """
+        if self.payload is None:
+            return None
+        body = self.payload_body
+        if body is None or self.payload_format is None:
+            # Built by hand (tests): render as JSON, the mapping's default format.
+            return MappedPayload(self.payload, "json", json.dumps(dict(self.payload)).encode())
+        return MappedPayload(self.payload, self.payload_format, body)
+
     def document(self) -> dict[str, Any]:
         """What a JSON-speaking Fachverfahren gets: the mapped payload when the route maps
-        fields, else a generic envelope of the metadata with the XML as text."""
+        fields (:attr:`mapped`), else :meth:`envelope` (the metadata with the raw XML)."""
         if self.payload is not None:
             return dict(self.payload)
+        return self.envelope()
+
+    def envelope(self) -> dict[str, Any]:
+        """A generic JSON envelope: the metadata, the XML as received (text) and the
+        attachments' metadata (not their content; see :meth:`Attachment.to_json`)."""
         return {
             "delivery_id": self.delivery_id,
             "submission_id": self.submission_id,

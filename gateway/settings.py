@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.shipped import example_config_dir, schemas_dir
 
 SHIPPED_SCHEMAS = schemas_dir()
+SHIPPED_MUNICIPALITY_LIST = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"
 
 
 class Settings(BaseSettings):
@@ -26,9 +29,12 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     sqlite_busy_seconds: float = Field(default=30.0, gt=0)
     """How long a write waits for the SQLite lock before the API answers 503."""
-    schema_dirs: list[Path] = []
-    """Extra schema catalog directories, on top of the shipped ``schemas/``."""
-    municipality_list: Path = SHIPPED_SCHEMAS / "codelists" / "ags.tsv"
+    schema_dirs: Annotated[list[Path], NoDecode] = []
+    """Extra schema catalog directories, on top of the shipped ``schemas/``: a path list
+    separated by ``:`` (like ``PATH``) or a JSON list."""
+    municipality_list: Path = SHIPPED_MUNICIPALITY_LIST
+    """The AGS list; by default the one imported into the config (``codelists import``),
+    else the shipped derived copy (``gateway.municipality.municipality_list``)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -45,6 +51,17 @@ class Settings(BaseSettings):
     """Failed authentications one client address may have per minute before it gets 429."""
     max_xml_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a request's line and headers (slow clients are cut)."""
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    body_timeout: float = Field(default=20.0, gt=0)
+    body_min_rate: int = Field(default=500, gt=0)
+    """A request body must arrive within ``body_timeout`` seconds plus one second for every
+    ``body_min_rate`` bytes received (Apache mod_reqtimeout's ``body=20,MinRate=500``)."""
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    """Seconds an idle kept-alive connection stays open (uvicorn's ``timeout_keep_alive``)."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Above this many open connections a request gets 503 and its connection is closed."""
     zip_max_entries: int = Field(default=1000, ge=1)
     """Entries a ZIP submission may hold (``application/zip``)."""
     zip_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
@@ -59,6 +76,11 @@ class Settings(BaseSettings):
     by default: looking for configured providers on every request cost ~5 % of the loop."""
     intake_timeout: float = Field(default=30.0, gt=0)
     """How long one message may take to validate before its process is restarted (503)."""
+    min_free_bytes: int = Field(default=1024**3, ge=0)
+    min_free_percent: float = Field(default=5.0, ge=0, le=100)
+    """``/readyz`` reports not ready while the file system of the data directory (or of the
+    SQLite file) has less free space than either floor: take the instance out of rotation
+    before a full disk refuses submissions (507)."""
 
     startup_wait: float = Field(default=60.0, ge=0)
     """How long a starting process retries PostgreSQL or RabbitMQ while down before it
@@ -69,9 +91,16 @@ class Settings(BaseSettings):
     blob_grace_seconds: float = Field(default=3600.0, ge=0)
     """A blob nothing references is removed by the sweep only once older than this: far
     longer than any upload takes, so one in flight is never removed."""
+    sources: bool = True
+    """Run the inbound sources (FIT-Connect polling) in ``serve`` and ``api`` processes. Every
+    process polling is safe (answers are idempotent by submission id) but does the work N
+    times; with many ``api`` processes set it false in all but one or two."""
 
     worker_concurrency: int = Field(default=16, ge=1)
-    lease_seconds: float = Field(default=300.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """Embedded queue: how long a claimed item stays a worker's without a renewal. The
+    worker renews its items every third of it while their deliveries run, so a killed
+    worker's items are claimable again after at most this long."""
     poll_seconds: float = Field(default=1.0, gt=0)
 
     # Scaled mode (broker=rabbitmq, database_url=postgresql+asyncpg://…)
@@ -108,6 +137,19 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @field_validator("schema_dirs", mode="before")
+    @classmethod
+    def _path_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list: {exc}") from None
+        return [part for part in text.split(os.pathsep) if part.strip()]
 
     @property
     def all_schema_dirs(self) -> list[Path]:

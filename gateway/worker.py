@@ -3,6 +3,11 @@
 A work item is acknowledged only after the adapter returned a receipt and the receipt is
 recorded, so a crash anywhere means a redelivery (at-least-once); the stable delivery id
 lets adapters absorb it, and a delivery already recorded as delivered is just acked.
+
+While deliveries run, a heartbeat renews their leases every third of ``lease_seconds``
+(embedded queue); an item whose lease could not be kept (renewal refused, or the store
+unreachable until the lease ran out) is no longer this worker's: its delivery is
+cancelled and left to whoever claims it next.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +68,16 @@ class AdapterPool:
         self._adapters.clear()
 
 
+@dataclass
+class _Held:
+    """A lease this worker holds while its delivery runs."""
+
+    lease: Lease
+    task: asyncio.Task[None]
+    expires: float
+    """Event-loop time after which the broker may have handed the item to someone else."""
+
+
 class Worker:
     def __init__(
         self,
@@ -70,25 +87,36 @@ class Worker:
         config: Callable[[], GatewayConfig],
         concurrency: int = 16,
         poll_seconds: float = 1.0,
+        lease_seconds: float | None = None,
     ) -> None:
+        """``lease_seconds``: the broker's lease, renewed every third of it while a delivery
+        runs; ``None`` for a broker whose leases last as long as the connection (RabbitMQ)."""
         self.store = store
         self.broker = broker
         self.blobs = blobs
         self.config = config
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
         self.adapters = AdapterPool()
         self._stopping = asyncio.Event()
         self._in_flight = 0
         self._claim_batch = max(1, concurrency // 2)
         self._slot_freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held: dict[tuple[str, str], _Held] = {}
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
         """Consume until ``stop``; then let in-flight deliveries finish."""
+        heartbeat = (
+            asyncio.create_task(self._heartbeat(self.lease_seconds))
+            if self.lease_seconds is not None
+            else None
+        )
+        outage: str | None = None
         try:
             while not self._stopping.is_set():
                 free = self.concurrency - self._in_flight
@@ -100,20 +128,76 @@ class Worker:
                     continue
                 try:
                     leases = await self.broker.receive(free, wait=self.poll_seconds)
+                except Unavailable as exc:
+                    if exc.detail != outage:  # once per outage, not once per poll
+                        log.warning("receiving work failed (%s); retrying", exc.detail)
+                        outage = exc.detail
+                    await asyncio.sleep(self.poll_seconds)
+                    continue
                 except Exception:
                     log.exception("receiving work failed; retrying shortly")
                     await asyncio.sleep(self.poll_seconds)
                     continue
+                outage = None
+                claimed = asyncio.get_running_loop().time()
                 jobs = await self._jobs(leases)
                 for lease in leases:
                     self._in_flight += 1
                     task = asyncio.create_task(self._run_one(lease, jobs))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                    if self.lease_seconds is not None:
+                        key = (lease.item.delivery_id, lease.token)
+                        self._held[key] = _Held(lease, task, claimed + self.lease_seconds)
+                        task.add_done_callback(partial(self._forget, key))
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
             await self.adapters.close()
+
+    async def _heartbeat(self, lease_seconds: float) -> None:
+        """Renew the leases of the deliveries in flight, all in one write, every third of a
+        lease: two renewals may fail before another worker can take an item."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(lease_seconds / 3)
+            held = list(self._held.values())
+            if not held:
+                continue
+            started = loop.time()
+            try:
+                kept = await self.broker.renew([h.lease for h in held])
+            except Exception as exc:
+                detail = exc.detail if isinstance(exc, GatewayError) else repr(exc)
+                log.warning("renewing %d leases failed: %s", len(held), detail)
+                now = loop.time()
+                for h in held:
+                    if h.expires <= now:
+                        self._let_go(h, "its lease ran out while the store was unreachable")
+                continue
+            renewed = {(lease.item.delivery_id, lease.token) for lease in kept}
+            for h in held:
+                if (h.lease.item.delivery_id, h.lease.token) in renewed:
+                    h.expires = started + lease_seconds
+                else:
+                    self._let_go(h, "its lease was lost")
+
+    def _forget(self, key: tuple[str, str], _task: asyncio.Task[None]) -> None:
+        self._held.pop(key, None)
+
+    def _let_go(self, held: _Held, why: str) -> None:
+        key = (held.lease.item.delivery_id, held.lease.token)
+        if self._held.pop(key, None) is None or held.task.done():
+            return  # settled meanwhile
+        log.warning(
+            "%s is no longer this worker's (%s): delivery cancelled, the next claim delivers it",
+            held.lease.item.delivery_id,
+            why,
+        )
+        held.task.cancel()
 
     async def _jobs(self, leases: list[Lease]) -> dict[str, DeliveryJob | None] | None:
         """The claimed batch's jobs in one read (one read per delivery was ~14 ms of

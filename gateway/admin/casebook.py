@@ -32,6 +32,20 @@ class CaseResult:
     ok: bool
     message: str
     diff: str = ""
+    stale: bool = False
+    """The test no longer matches a route: its message is routed nowhere, or an expected
+    output names a destination that gets no mapped payload for it (``config check``)."""
+
+
+def stale_cases(
+    config_dir: Path,
+    registry: SchemaRegistry,
+    directory: MunicipalityDirectory,
+    config: GatewayConfig,
+) -> list[CaseResult]:
+    """The mapping tests that no longer match a route (not those whose output differs:
+    that is ``config test``'s job)."""
+    return [r for r in run_cases(config_dir, registry, directory, config) if r.stale]
 
 
 def run_cases(
@@ -48,7 +62,9 @@ def run_cases(
         try:
             shown = preview(case.read_bytes(), registry, directory, config)
         except GatewayError as exc:
-            results.append(CaseResult(case, None, False, f"cannot preview: {exc.detail}"))
+            results.append(
+                CaseResult(case, None, False, f"cannot preview: {exc.detail}", stale=True)
+            )
             continue
         seen: set[Path] = set()
         for d in shown.deliveries:
@@ -69,6 +85,7 @@ def run_cases(
                         False,
                         f"{stray.name}: expected output for a destination that gets no mapped "
                         "payload for this message (route or mapping changed?)",
+                        stale=True,
                     )
                 )
     return results
@@ -86,7 +103,11 @@ def _compare(
             expected_path.write_text(actual, encoding="utf-8")
             return CaseResult(case, destination, True, f"wrote {expected_path.name}")
         return CaseResult(
-            case, destination, False, f"no expected output {expected_path.name} (run with --update)"
+            case,
+            destination,
+            False,
+            f"no expected output {expected_path.name} (run with --update)",
+            stale=True,
         )
     expected = expected_path.read_text(encoding="utf-8")
     if expected == actual:

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 
 from gateway.admin.preview import preview
 from gateway.api import submissions
@@ -24,17 +26,37 @@ from gateway.api.auth import admin_of, principal_of, runtime_of
 from gateway.api.body import BodyLimit
 from gateway.api.limits import AuthFailureThrottle, SenderLimits
 from gateway.api.problems import (
+    client_gone_handler,
     gateway_error_handler,
     http_error_handler,
+    internal_error_handler,
+    os_error_handler,
     problem,
     validation_error_handler,
 )
 from gateway.api.views import submission_body
-from gateway.errors import ConfigError, GatewayError, NotFound, PayloadTooLarge
+from gateway.errors import (
+    ConfigError,
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+    SchemaRegistryError,
+)
 from gateway.routing.access import Admin, Principal
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
 from gateway.store.audit import AuditOutcome
+
+# FIT-Connect's callbacks (docs/fit-connect.md); the path is the one the operator registers.
+FIT_CONNECT_CALLBACK = "/fit-connect/callbacks/{destination_id}"
+
+
+async def fit_connect_callback(request: Request) -> Response:
+    """Not behind the sender bearer auth: the source checks each callback's own HMAC."""
+    source = runtime_of(request).fit_connect
+    if source is None:
+        return problem(404, "Not Found", "no FIT-Connect source is configured")
+    return await source.callback(request)
 
 
 class ReplayRequest(BaseModel):
@@ -117,12 +139,16 @@ def create_app(
     app.add_exception_handler(GatewayError, gateway_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(OSError, os_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_gone_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(AuthFailureThrottle, per_minute=settings.auth_failures_per_minute)
     app.state.sender_limits = SenderLimits()
 
     # The hot path: one plain Starlette route, documented by its own OpenAPI entry.
     submissions.install(app)
+    app.router.routes.append(Route(FIT_CONNECT_CALLBACK, fit_connect_callback, methods=["POST"]))
 
     @app.get("/v1/submissions/{submission_id}")
     async def status(
@@ -177,7 +203,18 @@ def create_app(
             await runtime.broker.ping()
         except GatewayError as exc:
             return problem(503, "Not ready", exc.detail)
-        return JSONResponse({"status": "ready", "config_version": runtime.config.version})
+        full = runtime.storage_below_floor()
+        if full is not None:
+            return problem(503, "Not ready", full)
+        # Sources report, they do not decide readiness: FIT-Connect being unreachable does
+        # not stop this process from accepting (the worker delivers, the API takes posts).
+        return JSONResponse(
+            {
+                "status": "ready",
+                "config_version": runtime.config.version,
+                "sources": runtime.sources_state(),
+            }
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -221,9 +258,10 @@ def create_app(
                 entry.detail["previous_version"] = runtime.config.version
                 config = runtime.reload_config()
                 entry.target = config.version
-        except ConfigError as exc:
+                await runtime.schemas_reloaded()
+        except (ConfigError, SchemaRegistryError) as exc:
             return problem(
-                exc.status,
+                ConfigError.status,  # a refused catalog is a refused configuration
                 "Configuration refused; the previous one stays active",
                 exc.detail,
                 exc.type_uri,

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import math
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from gateway.errors import (
     GatewayError,
+    InsufficientStorage,
+    IntakeError,
     InvalidAttachment,
     InvalidMessage,
     NotPermitted,
     RateLimited,
     UnacceptableField,
+    Unavailable,
 )
 
 PROBLEM_JSON = "application/problem+json"
+
+log = logging.getLogger("xoev_gateway.api")
 
 
 def problem(
@@ -33,7 +40,7 @@ def problem(
     body: dict[str, Any] = {"type": type_uri, "title": title, "status": status, "detail": detail}
     body.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    if status == 503:
+    if status in (503, 507):
         headers = {"Retry-After": "5"}
     if retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
@@ -50,6 +57,10 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         ]
     if isinstance(exc, NotPermitted):
         extra["rule"] = exc.rule
+    if isinstance(exc, IntakeError) and exc.report is not None:
+        # The full validation report (docs/validation.md); ``errors`` stays for clients
+        # that read only that.
+        extra["report"] = exc.report.to_json()
     if isinstance(exc, InvalidAttachment | UnacceptableField):
         extra["field"] = exc.field
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
@@ -59,6 +70,28 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
 async def gateway_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
     return from_error(exc, request.url.path)
+
+
+async def os_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A file system error that nothing nearer mapped (e.g. spooling a multipart part to a
+    full temp directory): our outage, so 507 or 503, not a 500."""
+    assert isinstance(exc, OSError)
+    log.warning("%s %s: %r", request.method, request.url.path, exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        error: Unavailable = InsufficientStorage("no space left to take this request; retry later")
+    else:
+        error = Unavailable(f"storage unavailable: {exc.strerror or type(exc).__name__}")
+    return from_error(error, request.url.path)
+
+
+async def client_gone_handler(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request (or was cut as too slow): nobody to answer."""
+    return Response(status_code=400)
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unforeseen still answers problem+json (the server logs the traceback)."""
+    return problem(500, "Internal error", "an unexpected error occurred", instance=request.url.path)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -43,7 +43,8 @@ class Links(BaseModel):
 
 class AcceptedBody(BaseModel):
     id: str
-    status: str
+    status: Literal["accepted", "duplicate"]
+    """``duplicate``: this message was accepted before; ``id`` is that submission's."""
     links: Links
 
 
@@ -80,9 +81,10 @@ async def submit(request: Request) -> Response:
         await runtime.retention.remove_unreferenced(sorted({a.sha256 for a in written}))
     ACCEPTED.inc()
     location = f"{PATH}/{accepted.id}"
-    payload = AcceptedBody(
-        id=accepted.id, status=SubmissionStatus.ACCEPTED, links=Links(self=location)
-    )
+    # The same message again: the first answer (202, same id), but said to be the same
+    # submission, so that a sender's retry logic can tell a retry from a new case.
+    status = "duplicate" if accepted.duplicate else SubmissionStatus.ACCEPTED
+    payload = AcceptedBody(id=accepted.id, status=status, links=Links(self=location))
     return JSONResponse(payload.model_dump(), status_code=202, headers={"Location": location})
 
 
@@ -110,7 +112,8 @@ OPERATION: dict[str, Any] = {
         "top-level `.xml` entry (the message) and its files (the attachments; they must be "
         "the files the message lists where its schema set says so). The message identity "
         "(e.g. `nachrichtenUUID`) is the idempotency key: the same message again returns the "
-        "first answer."
+        "first answer (202, the same id) with `status: duplicate`; the same identity with "
+        "other content is 409."
     ),
     "operationId": "submit_v1_submissions_post",
     "security": [{"bearer": []}],

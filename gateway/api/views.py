@@ -10,6 +10,7 @@ segment only); an administrator sees it all (the same endpoint with an admin tok
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.store.records import DeliveryView, EventView, SubmissionView
@@ -55,7 +56,7 @@ def _sender_problem(delivery: DeliveryView) -> str | None:
 
 def _delivery(delivery: DeliveryView, full: bool) -> dict[str, Any]:
     if full:
-        return dict(delivery.__dict__)
+        return {**delivery.__dict__, "updated_at": rfc3339(delivery.updated_at)}
     return {
         "id": delivery.id,
         "destination": delivery.destination,
@@ -63,7 +64,7 @@ def _delivery(delivery: DeliveryView, full: bool) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "receipt_reference": _last_segment(delivery.receipt_reference),
         "problem": _sender_problem(delivery),
-        "updated_at": delivery.updated_at,
+        "updated_at": rfc3339(delivery.updated_at),
     }
 
 
@@ -74,13 +75,25 @@ def _event(event: EventView, full: bool) -> dict[str, Any]:
         if isinstance(detail.get("reference"), str):
             shown["reference"] = _last_segment(detail["reference"])
         detail = shown
-    return {"at": event.at, "kind": event.kind, "delivery_id": event.delivery_id, "detail": detail}
+    if isinstance(detail, dict):
+        detail.pop("validation", None)  # shown once, as the status' ``validation``
+    return {
+        "at": rfc3339(event.at),
+        "kind": event.kind,
+        "delivery_id": event.delivery_id,
+        "detail": detail,
+    }
 
 
 def submission_body(view: SubmissionView, *, full: bool) -> dict[str, Any]:
+    # The first event names the source and its transport's references (FIT-Connect:
+    # submission, case and destination id); later source events follow in the log.
+    first = json.loads(view.events[0].detail or "{}") if view.events else {}
     body: dict[str, Any] = {
         "id": view.id,
         "status": view.status,
+        "source": first.get("source", "api"),
+        "references": first.get("references", {}),
         "message_uuid": view.message_uuid,
         "message_type": view.message_type,
         "recipient": {
@@ -88,18 +101,28 @@ def submission_body(view: SubmissionView, *, full: bool) -> dict[str, Any]:
             "municipality": view.municipality,
             "source": view.recipient_source,
         },
-        "received_at": view.received_at,
+        "received_at": rfc3339(view.received_at),
         "config_version": view.config_version,
         "content_sha256": view.content_sha256,
         "xml_sha256": view.xml_sha256,
         "payload": {
             "erased": view.payload_erased_at is not None,
-            "erased_at": view.payload_erased_at,
+            "erased_at": (
+                rfc3339(view.payload_erased_at) if view.payload_erased_at is not None else None
+            ),
         },
         "attachments": [a.__dict__ for a in view.attachments],
         "deliveries": [_delivery(d, full) for d in view.deliveries],
+        # The validation report of the accepted message (warnings, SHA-256), recorded with
+        # the acceptance; submissions from before reports have none (docs/validation.md).
+        "validation": first.get("validation"),
         "events": [_event(e, full) for e in view.events],
     }
     if full:
         body["sender"] = view.sender
     return body
+
+
+def rfc3339(timestamp: float) -> str:
+    """A store timestamp (Unix seconds) as RFC 3339 in UTC, to the millisecond."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")

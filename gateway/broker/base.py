@@ -43,6 +43,8 @@ class Broker(Protocol):
       ``dead_letter`` parks it with a reason until ``replay``;
     - ``release`` gives an item back after ``delay`` without counting the attempt (the
       trouble was ours, e.g. the store was down, not the destination's);
+    - ``renew`` keeps leases while their deliveries run and returns those still held; a
+      lease not among them is no longer the caller's (another consumer may have it);
     - ``attempt`` counts deliveries of an item, replay resets it;
     - settling a lease that is no longer the current one (it expired, or the connection it
       came on was lost) changes nothing: the item is, or will be, handed out again.
@@ -61,6 +63,8 @@ class Broker(Protocol):
     async def publish(self, items: Sequence[WorkItem]) -> None: ...
 
     async def receive(self, max_items: int, wait: float) -> list[Lease]: ...
+
+    async def renew(self, leases: Sequence[Lease]) -> list[Lease]: ...
 
     async def ack(self, lease: Lease) -> None: ...
 

@@ -382,6 +382,17 @@ class RabbitBroker:
             raise
         await self._settle(message, lease)
 
+    async def renew(self, leases: Sequence[Lease]) -> list[Lease]:
+        """Nothing to renew: RabbitMQ keeps an unacked message with its consumer for as
+        long as the channel lives and redelivers it as soon as the connection is lost (a
+        killed worker's items come back at once). Held are the leases whose channel is
+        still the current one."""
+        return [
+            lease
+            for lease in leases
+            if (message := self._leased.get(lease.token)) is not None and not self._stale(message)
+        ]
+
     async def ack(self, lease: Lease) -> None:
         message = self._take(lease)
         if message is not None:

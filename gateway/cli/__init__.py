@@ -13,9 +13,11 @@ import typer
 
 from gateway.cli import (
     audit,
+    codelists,
     config,
     dead_letters,
     demo,
+    fit_connect_emulator,
     mapping,
     retention,
     schema,
@@ -29,6 +31,7 @@ COMMANDS = (
     serve,
     validate,
     config,
+    codelists,
     mapping,
     schema,
     dead_letters,
@@ -37,6 +40,7 @@ COMMANDS = (
     retention,
     demo,
     reference_fachverfahren,
+    fit_connect_emulator,
 )
 
 app = typer.Typer(

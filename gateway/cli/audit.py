@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli._common import ConfigDir, run_async, settings_for
+from gateway.cli._common import ConfigDir, existing_store, run_async, settings_for
 
 audit_app = typer.Typer(help="Read the audit log of admin actions.", no_args_is_help=True)
 
@@ -31,7 +31,7 @@ def audit_list(
     from gateway.store.database import Database
     from gateway.store.migrate import migrate
 
-    settings = settings_for(config)
+    settings = existing_store(settings_for(config), config)
 
     async def main() -> None:
         # The store only: reading the log needs no config, schemas or broker.

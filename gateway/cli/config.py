@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gateway.cli._common import ConfigDir, SchemaDirs, echo_header, fail, load_all, settings_for
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.routing.yaml_lines import lines_of
 
 if TYPE_CHECKING:
@@ -29,22 +29,53 @@ def register(app: typer.Typer) -> None:
 
 @config_app.command("check")
 def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
-    """Load the configuration and report the first problem with file, line and key; then
-    how each schema set's header is read."""
-    from gateway.intake.registry import header_reader, read_catalogs
+    """Load the configuration and the schema catalogs, and report problems with file, line
+    and key: in the configuration itself, message types or XPaths that no schema set has,
+    and mapping tests that no longer match a route; then how each schema set's header is
+    read."""
+    from gateway.admin.casebook import CASES_DIR, stale_cases
+    from gateway.admin.consistency import check
+    from gateway.intake.registry import SchemaRegistry, header_reader, read_catalogs
     from gateway.routing.config import load_config
 
     settings = settings_for(config, schemas)
+    fit_connect = ""
     try:
         cfg = load_config(settings.config_source)
+        registry = SchemaRegistry.load(settings.all_schema_dirs)
+        if (settings.config_source / "fit-connect.yaml").is_file():
+            from gateway.sources.fitconnect.settings import load as load_fit_connect
+
+            fit = load_fit_connect(settings.config_source)
+            fit_connect = f", {len(fit.destinations) if fit else 0} FIT-Connect destinations"
         entries, _urls = read_catalogs(settings.all_schema_dirs)
         readers = [(entry.id, header_reader(entry)) for _directory, entry in entries]
+        problems = check(settings.config_source, registry, settings.all_schema_dirs)
+        stale = []
+        if not problems and (settings.config_source / CASES_DIR).is_dir():
+            # Mapping tests are part of the configuration: one that a route change left
+            # behind would fail `config test` while `check` said ok.
+            _, registry, directory = load_all(settings)
+            stale = stale_cases(settings.config_source, registry, directory, cfg)
     except GatewayError as exc:
         raise fail(exc) from None
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(ConfigError.exit_code)
+    for r in stale:
+        typer.echo(f"{r.case.parent.name}/{r.case.name} -> {r.destination or '-'}: {r.message}")
+    if stale:
+        raise fail(
+            ConfigError(
+                f"{len(stale)} mapping test(s) in {settings.config_source / CASES_DIR} no "
+                "longer match a route (fix them, or `config test --update`)"
+            )
+        )
     typer.echo(
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
         f"{len(cfg.admins)} admins, {len(cfg.destinations)} destinations, "
-        f"{len(cfg.routes)} routes"
+        f"{len(cfg.routes)} routes{fit_connect}"
     )
     for schema_set, reader in readers:
         typer.echo(f"schema set {schema_set}: header {reader.name}")
@@ -64,13 +95,13 @@ def config_explain(
     config: ConfigDir = None,
 ) -> None:
     """Show the effective route and mapping, and where each field comes from."""
-    from gateway.municipality import MunicipalityDirectory, level_of
+    from gateway.municipality import MunicipalityDirectory, level_of, municipality_list
     from gateway.routing.config import load_config
 
     settings = settings_for(config)
     try:
         cfg = load_config(settings.config_source)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        directory = MunicipalityDirectory.load(municipality_list(settings))
         ags = directory.normalize(municipality)
     except GatewayError as exc:
         raise fail(exc) from None

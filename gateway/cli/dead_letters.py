@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.cli._common import ConfigDir, run_async, settings_for
+from gateway.cli._common import ConfigDir, existing_store, run_async, settings_for
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
 async def _runtime(config: Path | None) -> AsyncIterator[Runtime]:
     from gateway.runtime import Runtime
 
-    runtime = await Runtime.start(settings_for(config), run_worker=False)
+    settings = existing_store(settings_for(config), config)
+    runtime = await Runtime.start(settings, run_worker=False)
     try:
         yield runtime
     finally:

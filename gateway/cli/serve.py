@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import uvicorn
 
-from gateway.cli._common import ConfigDir, fail, run_async, settings_for
+from gateway.cli._common import ConfigDir, SchemaDirs, fail, run_async, settings_for
 from gateway.errors import ConfigError, GatewayError
 from gateway.process import freeze_startup_heap
 
@@ -40,6 +40,14 @@ TlsClientCa = Annotated[
     Path | None,
     typer.Option("--tls-client-ca", help="Require client certificates from this CA (mTLS)."),
 ]
+Sources = Annotated[
+    bool | None,
+    typer.Option(
+        "--sources/--no-sources",
+        help="Poll the inbound sources (FIT-Connect) in this process "
+        "(default: XOEV_GATEWAY_SOURCES, true).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -64,10 +72,21 @@ def serve(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     tls_client_ca: TlsClientCa = None,
+    sources: Sources = None,
+    schemas: SchemaDirs = None,
     demo: Demo = False,
 ) -> None:
-    """Run the API and a worker in one process (the embedded default)."""
-    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=True, demo=demo)
+    """Run the API, the inbound sources and a worker in one process (the embedded default)."""
+    _run_server(
+        config,
+        host,
+        port,
+        (tls_cert, tls_key, tls_client_ca),
+        sources,
+        run_worker=True,
+        schemas=schemas,
+        demo=demo,
+    )
 
 
 def api(
@@ -77,15 +96,26 @@ def api(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     tls_client_ca: TlsClientCa = None,
+    sources: Sources = None,
+    schemas: SchemaDirs = None,
     demo: Demo = False,
 ) -> None:
-    """Run only the API (scale it out; run workers separately)."""
-    _run_server(config, host, port, (tls_cert, tls_key, tls_client_ca), run_worker=False, demo=demo)
+    """Run only the API and the inbound sources (scale it out; run workers separately)."""
+    _run_server(
+        config,
+        host,
+        port,
+        (tls_cert, tls_key, tls_client_ca),
+        sources,
+        run_worker=False,
+        schemas=schemas,
+        demo=demo,
+    )
 
 
-def worker(config: ConfigDir = None) -> None:
+def worker(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
     """Run only a worker: deliver queued work items until SIGTERM/SIGINT (graceful)."""
-    _run_until_signal(config, run_worker=True, run_relay=False, name="worker")
+    _run_until_signal(config, run_worker=True, run_relay=False, name="worker", schemas=schemas)
 
 
 def relay(config: ConfigDir = None) -> None:
@@ -98,27 +128,42 @@ def _run_server(
     host: str | None,
     port: int | None,
     tls: tuple[Path | None, Path | None, Path | None],
+    sources: bool | None,
     *,
     run_worker: bool,
-    demo: bool,
+    schemas: list[Path] | None = None,
+    demo: bool = False,
 ) -> None:
-    from gateway.api.app import create_app
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    settings = settings_for(config)
+    from gateway.api.app import create_app
+    from gateway.api.connections import ConnectionLimits, guarded_protocol
+
+    settings = settings_for(config, schemas)
     settings.host = host or settings.host
     settings.port = port or settings.port
     settings.demo = settings.demo or demo
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout=settings.body_timeout,
+        body_min_rate=settings.body_min_rate,
+        max_connections=settings.max_connections,
+    )
     settings.tls_certfile = tls[0] or settings.tls_certfile
     settings.tls_keyfile = tls[1] or settings.tls_keyfile
     settings.tls_client_ca = tls[2] or settings.tls_client_ca
+    settings.sources = settings.sources if sources is None else sources
+    options = {**UVICORN_OPTIONS, **transport_options(settings)}
+    base = options["http"]
+    # httptools with read timeouts and a connection cap (slow clients), on top of the
+    # TLS protocol when TLS is on.
+    protocol = base if isinstance(base, type) else HttpToolsProtocol
+    options["http"] = guarded_protocol(limits, protocol)
+    options["timeout_keep_alive"] = settings.keep_alive_timeout
     app = create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap)
     try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            **{**UVICORN_OPTIONS, **transport_options(settings)},
-        )
+        uvicorn.run(app, host=settings.host, port=settings.port, **options)
     except GatewayError as exc:
         raise fail(exc) from None
     except SystemExit:
@@ -156,12 +201,19 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _run_until_signal(config: Path | None, *, run_worker: bool, run_relay: bool, name: str) -> None:
+def _run_until_signal(
+    config: Path | None,
+    *,
+    run_worker: bool,
+    run_relay: bool,
+    name: str,
+    schemas: list[Path] | None = None,
+) -> None:
     from gateway.runtime import Runtime
 
     async def main() -> None:
         runtime = await Runtime.start(
-            settings_for(config),
+            settings_for(config, schemas),
             run_worker=run_worker,
             run_relay=run_relay,
             on_loaded=freeze_startup_heap,

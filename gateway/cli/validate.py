@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from gateway.cli._common import ConfigDir, SchemaDirs, fail, settings_for
-from gateway.errors import GatewayError, InvalidMessage
+from gateway.errors import GatewayError, IntakeError
+from gateway.report import ValidationReport
+
+if TYPE_CHECKING:
+    from gateway.intake.pipeline import Checked
+    from gateway.intake.registry import SchemaRegistry
+    from gateway.municipality import RecipientResolver
 
 
 def register(app: typer.Typer) -> None:
@@ -19,20 +27,35 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="XML files to check.")],
     config: ConfigDir = None,
     schemas: SchemaDirs = None,
+    output: Annotated[
+        Format,
+        typer.Option("--format", help="text, or json: one validation report per file."),
+    ] = "text",
+    schema_only: Annotated[
+        bool,
+        typer.Option(
+            "--schema-only",
+            help="Only well-formedness, XSD and Schematron; no header or routing checks.",
+        ),
+    ] = False,
 ) -> None:
-    """Check messages offline, exactly as the API would (parse, schema, routing keys)."""
-    from gateway.intake.pipeline import check
+    """Check messages offline, exactly as the API would (parse, XSD, Schematron, header,
+    recipient). Exit 2 if any file fails a check; the output names the check."""
     from gateway.intake.registry import SchemaRegistry
-    from gateway.municipality import MunicipalityDirectory, RecipientResolver
+    from gateway.municipality import (
+        MunicipalityDirectory,
+        RecipientResolver,
+        municipality_list,
+    )
 
     settings = settings_for(config, schemas)
     try:
         registry = SchemaRegistry.load(settings.all_schema_dirs)
-        directory = MunicipalityDirectory.load(settings.municipality_list)
+        directory = MunicipalityDirectory.load(municipality_list(settings))
     except GatewayError as exc:
         raise fail(exc) from None
     aliases: dict[str, str] = {}
-    if settings.config_source.is_dir():
+    if not schema_only and settings.config_source.is_dir():
         from gateway.routing.config import load_config
 
         try:
@@ -40,24 +63,76 @@ def validate(
         except GatewayError:
             aliases = {}
     resolver = RecipientResolver(directory, aliases)
-    failed = 0
-    for path in files:
-        try:
-            checked = check(path.read_bytes(), registry, resolver)
-        except OSError as exc:
-            failed += 1
-            typer.echo(f"{path}: error: cannot read: {exc.strerror}")
-            continue
-        except InvalidMessage as exc:
-            failed += 1
-            typer.echo(f"{path}: invalid: {exc.detail}")
-            for err in exc.errors:
-                typer.echo(f"{path}:{err.line}: {err.path}: {err.message}")
-            continue
-        except GatewayError as exc:
-            failed += 1
-            typer.echo(f"{path}: {exc.slug}: {exc.detail}")
-            continue
+    results = [_one(path, registry, resolver, schema_only) for path in files]
+    if output == "json":
+        typer.echo(json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False))
+    else:
+        for result in results:
+            result.echo()
+    if any(not r.ok for r in results):
+        raise typer.Exit(2)
+
+
+Format = Literal["text", "json"]
+
+
+@dataclass
+class _Result:
+    path: Path
+    report: ValidationReport | None = None
+    error: GatewayError | None = None
+    """What stopped the file: unreadable, or a failed check (``check`` says which)."""
+    check: str = ""
+    checked: Checked | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": str(self.path),
+            "ok": self.ok,
+            "report": self.report.to_json() if self.report else None,
+        }
+        if self.error is not None:
+            out["failed_check"] = self.check
+            out["problem"] = {"type": self.error.slug, "detail": self.error.detail}
+        if self.checked is not None:
+            keys = self.checked.keys
+            out["routing"] = {
+                "message_type": keys.message_type,
+                "message_uuid": keys.message_uuid,
+                "recipient": keys.recipient,
+                "municipality": keys.municipality,
+                "author": keys.author,
+            }
+        return out
+
+    def echo(self) -> None:
+        path = self.path
+        report = self.report
+        if self.error is not None and report is None:
+            typer.echo(f"{path}: {self.check} failed: {self.error.slug}: {self.error.detail}")
+            return
+        assert report is not None
+        if self.error is not None and not report.accepted:
+            step = report.failed_step
+            typer.echo(
+                f"{path}: invalid: {step.name if step else self.check} failed: {self.error.detail}"
+            )
+        elif self.error is not None:
+            typer.echo(
+                f"{path}: valid against {report.schema_set}, but the {self.check} check "
+                f"failed: {self.error.slug}: {self.error.detail}"
+            )
+        if report.findings or not report.accepted:
+            typer.echo(report.text(str(path)))
+        if self.checked is None:
+            if self.error is None:
+                typer.echo(f"{path}: valid {report.schema_set} (schema only)")
+            return
+        checked = self.checked
         keys = checked.keys
         header = keys.header
         typer.echo(
@@ -82,5 +157,33 @@ def validate(
             typer.echo(f"    created: {header.created}")
         if header.files is not None:
             typer.echo(f"    files: {', '.join(header.files) or '-'}")
-    if failed:
-        raise typer.Exit(2)
+
+
+def _one(
+    path: Path, registry: SchemaRegistry, resolver: RecipientResolver, schema_only: bool
+) -> _Result:
+    from gateway.intake.pipeline import Checked, validated, with_sha256
+    from gateway.intake.routing_keys import routing_keys
+
+    result = _Result(path)
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        result.error, result.check = GatewayError(f"cannot read: {exc.strerror}"), "read"
+        return result
+    try:
+        tree, schema_set, result.report = validated(body, registry)
+    except IntakeError as exc:
+        result.report, result.error, result.check = exc.report, exc, "validation"
+        return result
+    result.report = with_sha256(result.report, body)
+    if schema_only:
+        return result
+    try:
+        header = schema_set.header.read(tree.getroot(), body)
+        keys = routing_keys(header, resolver, schema_set.leika)
+    except GatewayError as exc:
+        result.error, result.check = exc, "header and recipient"
+        return result
+    result.checked = Checked(tree, schema_set, keys, result.report)
+    return result

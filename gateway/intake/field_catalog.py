@@ -19,6 +19,7 @@ import yaml
 from gateway.errors import SchemaRegistryError
 from gateway.intake.registry import CatalogFile
 
+_Group = xmlschema.validators.XsdGroup
 CODELIST_IN_DOCS = re.compile(r"urn:[\w.:-]*codeliste[\w.:-]*\w", re.IGNORECASE)
 
 
@@ -29,10 +30,13 @@ class FieldInfo:
     min_occurs: int
     max_occurs: int | None
     codelist: str | None
+    choice: str | None = None
+    """For a branch of an ``xs:choice``: the alternatives (``a | b``); only one is present."""
 
     @property
     def cardinality(self) -> str:
-        return f"{self.min_occurs}..{'n' if self.max_occurs is None else self.max_occurs}"
+        plain = f"{self.min_occurs}..{'n' if self.max_occurs is None else self.max_occurs}"
+        return f"{plain} in choice ({self.choice})" if self.choice else plain
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,8 @@ def _walk(
                 1,
                 attribute.fixed if local == "listURI" else None,
             )
-        for child in xsd_type.content.iter_elements() if xsd_type.has_complex_content() else ():
+        content = xsd_type.content if xsd_type.has_complex_content() else ()
+        for child, choice in _children(content, None, prefixes):
             if getattr(child, "type", None) is None:  # xs:any: no declared structure
                 yield FieldInfo(f"{path}/*", "any", child.min_occurs, child.max_occurs, None)
                 continue
@@ -122,8 +127,32 @@ def _walk(
                 child.min_occurs,
                 child.max_occurs,
                 _codelist(child),
+                choice,
             )
             yield from _walk(child, child_path, prefixes, (*seen_types, xsd_type), depth - 1)
+
+
+def _children(
+    group: Any, choice: str | None, prefixes: dict[str, str]
+) -> Iterator[tuple[Any, str | None]]:
+    """The elements of a content model, each with the ``xs:choice`` it is a branch of."""
+    for item in group:
+        if isinstance(item, _Group):
+            inner = choice
+            if item.model == "choice":
+                inner = " | ".join(_alternative(alt, prefixes) for alt in item)
+            yield from _children(item, inner, prefixes)
+        else:
+            yield item, choice
+
+
+def _alternative(item: Any, prefixes: dict[str, str]) -> str:
+    if isinstance(item, _Group):
+        names = [_alternative(i, prefixes) for i in item]
+        return f"({', '.join(names)})" if len(names) > 1 else "".join(names)
+    if getattr(item, "type", None) is None:
+        return "*"
+    return _name(item, prefixes)
 
 
 def _name(element: Any, prefixes: dict[str, str]) -> str:

@@ -45,6 +45,9 @@ READY = 0  # request id of the child's first frame: registry loaded, or why not
 class Examiner(Protocol):
     async def examine(self, body: bytes) -> Examined: ...
 
+    async def reload(self, registry: SchemaRegistry) -> None:
+        """Examine with ``registry`` (already loaded and checked) from now on."""
+
     async def close(self) -> None: ...
 
 
@@ -56,6 +59,9 @@ class InProcess:
 
     async def examine(self, body: bytes) -> Examined:
         return examine(body, self.registry)
+
+    async def reload(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
 
     async def close(self) -> None:
         return None
@@ -75,6 +81,8 @@ class _Child(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.process: asyncio.subprocess.Process | None = None
         self.alive = False
+        self.retired = False
+        """Replaced by a reload: finishes its calls, then exits; never restarted."""
         self._buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -195,6 +203,23 @@ class IntakeProcesses:
                 f"validating the message took longer than {self.call_timeout:g} s"
             ) from None
 
+    async def reload(self, registry: SchemaRegistry) -> None:
+        """New children load the schema directories again (the parent checked them with
+        ``registry``); they take over, and the old ones finish their calls and exit."""
+        fresh = list(await asyncio.gather(*(self._spawn(number) for number in range(self.count))))
+        old, self._children = self._children, fresh
+        for child in old:
+            child.retired = True
+        calls = [future for child in old for future in child.pending.values()]
+        if calls:
+            await asyncio.wait(calls, timeout=self.call_timeout)
+        for child in old:
+            if child.transport is not None:
+                child.transport.close()
+        for child in old:
+            if child.process is not None:
+                await _reap(child.process)
+
     async def close(self) -> None:
         self._closing = True
         for task in self._restarts:
@@ -234,8 +259,10 @@ class IntakeProcesses:
 
     def _lost(self, child: _Child) -> None:
         """A child's socket closed: it exited (or was killed); start a replacement."""
-        if self._closing or not child.ready.done() or child.ready.exception() is not None:
-            return  # shutting down, or still starting (``_spawn`` reports that)
+        if child.retired or self._closing:
+            return  # replaced by a reload, or shutting down
+        if not child.ready.done() or child.ready.exception() is not None:
+            return  # still starting (``_spawn`` reports that)
         task = asyncio.get_running_loop().create_task(self._replace(child))
         self._restarts.add(task)
         task.add_done_callback(self._restarts.discard)
@@ -262,7 +289,12 @@ class IntakeProcesses:
                 if replacement.process is not None:
                     await _reap(replacement.process)
                 return
-            self._children[self._children.index(child)] = replacement
+            if child in self._children:  # a reload may have replaced it meanwhile
+                self._children[self._children.index(child)] = replacement
+            else:
+                replacement.retired = True
+                if replacement.transport is not None:
+                    replacement.transport.close()
             return
 
 

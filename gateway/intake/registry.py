@@ -15,10 +15,13 @@ fetched from the network, and lists schema sets::
         leika: "99108008001000"        # optional LeiKa key of the service
         schematron: [hundesteuer/hundesteuer.sch]  # optional business rules, run after XSD
         header: basisnachricht-g2g     # how to read the header: a preset or XPaths (header.py)
+        severity: {sch-hs-004: warning}  # optional: a rule's severity (error, warning,
+                                         # information), like KoSIT's customLevel
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import ErrorDetail, InvalidMessage, SchemaRegistryError, UnknownMessageType
 from gateway.intake.header import HeaderReader, HeaderSpec, resolve_spec
+from gateway.intake.schematron import Finding as RuleFinding
 from gateway.intake.schematron import Schematron, SchematronCompiler
+from gateway.report import WELL_FORMED, XSD, Finding, Severity, Step, ValidationReport
+from gateway.yaml_lines import lines_of
 
 
 class SchemaSetEntry(BaseModel):
@@ -45,6 +51,8 @@ class SchemaSetEntry(BaseModel):
     schematron: list[str] = []
     header: str | HeaderSpec | None = None
     """A preset name (default ``basisnachricht-g2g``) or the header's XPaths."""
+    severity: dict[str, Severity] = {}
+    """Schematron rule id -> the severity its findings get (docs/validation.md)."""
 
 
 class CatalogFile(BaseModel):
@@ -60,6 +68,8 @@ class _CatalogResolver(etree.Resolver):
     def __init__(self, urls: dict[str, Path]) -> None:
         super().__init__()
         self.urls = urls
+        self.missing: list[str] = []
+        """Absolute URLs refused: libxml2 reports only that the import failed."""
 
     def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
         if system_url is None:
@@ -68,6 +78,7 @@ class _CatalogResolver(etree.Resolver):
         if local is not None:
             return self.resolve_filename(str(local), context)
         if system_url.startswith(("http://", "https://", "ftp://")):
+            self.missing.append(system_url)
             raise SchemaRegistryError(
                 f"schema URL {system_url} is not in any catalog; add it to a catalog.yaml "
                 "'urls' map (the registry never fetches from the network)"
@@ -89,29 +100,115 @@ class SchemaSet:
         default_factory=lambda: HeaderReader(*resolve_spec(None), "default"), repr=False
     )
 
-    def validate(self, tree: etree._ElementTree) -> None:
-        """XSD first; the business rules only run on a schema-valid message."""
-        if not self.schema.validate(tree):
-            errors = [
-                ErrorDetail(path=e.path or "/", line=e.line or None, message=e.message)
-                for e in self.schema.error_log
-            ]
-            count = len(errors)
-            raise InvalidMessage(
-                f"{count} schema violation{'s' if count != 1 else ''} against {self.id}", errors
+    severity: dict[str, Severity] = field(default_factory=dict, repr=False)
+    passed: tuple[Step, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The steps of a message that passes all: built once, shared by every such report.
+        self.passed = (
+            Step(WELL_FORMED, "passed"),
+            Step(XSD, "passed"),
+            *(Step(rule_step(r), "passed") for r in self.rules),
+        )
+
+    def validate(self, tree: etree._ElementTree, body: bytes = b"") -> ValidationReport:
+        """XSD, then every rule set (also on a schema-invalid tree: it is well-formed, and
+        the administrator sees all that is wrong at once). Returns the report of an accepted
+        message (it may hold warnings); raises ``InvalidMessage`` carrying the report."""
+        if self.schema.validate(tree):
+            # The common case allocates only the report (each rule set's findings, and the
+            # shared steps when there are none) and leaves ``sha256`` empty: the accept
+            # path hashes the body anyway (``pipeline.with_sha256`` fills it elsewhere).
+            found = [rules.check(tree) for rules in self.rules]
+            if not any(found):
+                return ValidationReport("", self.id, self.passed)
+            sha256 = hashlib.sha256(body).hexdigest()
+            return self._report(sha256, tree, [Step(XSD, "passed")], [], found)
+        sha256 = hashlib.sha256(body).hexdigest()
+        xsd = [
+            Finding(
+                XSD,
+                "error",
+                e.type_name,
+                e.path or "/",
+                e.line or None,
+                e.column or None,
+                e.message,
             )
-        errors = [
-            ErrorDetail(f.path, f.line, f"[{f.id}] {f.message}" if f.id else f.message)
-            for rules in self.rules
-            for f in rules.check(tree)
-            if f.blocking
+            for e in self.schema.error_log
         ]
-        if errors:
-            count = len(errors)
-            raise InvalidMessage(
-                f"{count} business-rule violation{'s' if count != 1 else ''} against {self.id}",
-                errors,
-            )
+        return self._report(sha256, tree, [Step(XSD, "failed")], xsd, None)
+
+    def _report(
+        self,
+        sha256: str,
+        tree: etree._ElementTree,
+        steps: list[Step],
+        findings: list[Finding],
+        found: list[list[RuleFinding]] | None,
+    ) -> ValidationReport:
+        """``found``: the rule sets' findings on a schema-valid tree; None: run them here,
+        on a schema-invalid one, where a rule set may fail (it may assume the schema's
+        types, e.g. cast a date that is none): the report then says so."""
+        steps.insert(0, Step(WELL_FORMED, "passed"))
+        for i, rules in enumerate(self.rules):
+            name = rule_step(rules)
+            if found is not None:
+                results = found[i]
+            else:
+                try:
+                    results = rules.check(tree)
+                except SchemaRegistryError as exc:
+                    why = f"cannot run on this schema-invalid document: {exc.detail}"
+                    steps.append(Step(name, "skipped", why))
+                    continue
+            own = [self._finding(name, f) for f in results]
+            failed = any(f.severity == "error" for f in own)
+            steps.append(Step(name, "failed" if failed else "passed"))
+            findings.extend(own)
+        report = ValidationReport(sha256, self.id, tuple(steps), tuple(findings))
+        if report.accepted:
+            return report
+        raise invalid(report)
+
+    def _finding(self, step: str, f: RuleFinding) -> Finding:
+        severity = self.severity.get(f.id) or _rule_severity(f)
+        return Finding(step, severity, f.id, f.path, f.line, None, f.message)
+
+
+def rule_step(rules: Schematron) -> str:
+    return f"schematron:{rules.path.name}"
+
+
+def _rule_severity(f: RuleFinding) -> Severity:
+    marks = {(f.role or "").lower(), (f.flag or "").lower()}
+    if marks & {"info", "information"}:
+        return "information"
+    if marks & {"warning", "warn"}:
+        return "warning"
+    return "error"
+
+
+def invalid(report: ValidationReport) -> InvalidMessage:
+    """The rejection of a report that is not accepted; ``errors`` as before (XPath, line,
+    message; rule findings prefixed with their id) for clients that read only those."""
+    errors = report.errors
+    xsd = sum(1 for f in errors if f.step == XSD)
+    rules = len(errors) - xsd
+    parts = [
+        f"{n} {what} violation{'s' if n != 1 else ''}"
+        for n, what in ((xsd, "schema"), (rules, "business-rule"))
+        if n
+    ]
+    error = InvalidMessage(
+        f"{' and '.join(parts)} against {report.schema_set}",
+        [
+            ErrorDetail(f.path, f.line, f.message if f.step == XSD else f"[{f.code}] {f.message}")
+            for f in errors
+        ],
+    )
+    error.report = report
+    return error
 
 
 class SchemaRegistry:
@@ -183,15 +280,34 @@ def read_catalogs(
         catalog_path = directory / "catalog.yaml"
         if not catalog_path.is_file():
             raise SchemaRegistryError(f"{catalog_path}: no catalog.yaml in schema directory")
+        text = catalog_path.read_text(encoding="utf-8")
         try:
-            raw = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(text) or {}
             catalog = CatalogFile.model_validate(raw)
-        except (yaml.YAMLError, ValidationError) as exc:
-            raise SchemaRegistryError(f"{catalog_path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f"{mark.line + 1}:" if mark is not None else ""
+            raise SchemaRegistryError(f"{catalog_path}:{line} invalid YAML: {exc}") from None
+        except ValidationError as exc:
+            raise SchemaRegistryError(_catalog_problem(catalog_path, text, exc)) from None
         for url, rel in catalog.urls.items():
             urls[url] = (directory / rel).resolve()
         entries.extend((directory, e) for e in catalog.schema_sets)
     return entries, urls
+
+
+def _catalog_problem(path: Path, text: str, exc: ValidationError) -> str:
+    """The first problem as ``file:line: key: cause``, like the config loader's."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    (line,) = lines_of(text, [loc])
+    key = ".".join(str(p) for p in loc)
+    cause = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+    if error["type"] == "missing":
+        cause = "required key missing"
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{path}:{line or 0}: {key}: {cause}{tail}"
 
 
 def header_reader(entry: SchemaSetEntry) -> HeaderReader:
@@ -219,7 +335,11 @@ def _compile(
         schema = etree.XMLSchema(doc)
     except SchemaRegistryError:
         raise
-    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+    except etree.XMLSchemaParseError as exc:
+        if resolver.missing:
+            raise _missing_url(entry, directory, resolver.missing[-1], exc) from None
+        raise SchemaRegistryError(f"schema set {entry.id} ({path}): {exc}") from None
+    except (OSError, etree.XMLSyntaxError) as exc:
         raise SchemaRegistryError(f"schema set {entry.id} ({path}): {exc}") from None
     rules: list[Schematron] = []
     for rel in entry.schematron:
@@ -238,4 +358,32 @@ def _compile(
         schema=schema,
         rules=tuple(rules),
         header=header_reader(entry),
+        severity=_severity(entry, rules),
     )
+
+
+def _missing_url(
+    entry: SchemaSetEntry, directory: Path, url: str, exc: etree.XMLSchemaParseError
+) -> SchemaRegistryError:
+    """Names the file and line that import ``url`` (not the entry schema), and the fix."""
+    where = next(
+        (f"{e.filename}:{e.line}: " for e in exc.error_log if url in e.message and e.filename),
+        "",
+    )
+    return SchemaRegistryError(
+        f"{where}schemaLocation {url} is not in any catalog (schema set {entry.id}): add it "
+        f"under `urls:` in {directory / 'catalog.yaml'}, mapped to a local copy of the file "
+        "(the registry never fetches from the network)"
+    )
+
+
+def _severity(entry: SchemaSetEntry, rules: list[Schematron]) -> dict[str, Severity]:
+    known = {i for r in rules for i in r.ids}
+    unknown = sorted(set(entry.severity) - known)
+    if unknown:
+        raise SchemaRegistryError(
+            f"schema set {entry.id}: severity: no rule with id {', '.join(unknown)} in its "
+            f"Schematron ({len(known)} rule ids: {', '.join(sorted(known)[:8]) or 'none'}"
+            f"{', ...' if len(known) > 8 else ''})"
+        )
+    return dict(entry.severity)

@@ -52,20 +52,34 @@ def parse_untrusted(body: bytes) -> etree._ElementTree:
     if not body or body.isspace():  # isspace stops at the first non-blank, no copy
         raise MalformedXml("the body is empty")
     if _has_doctype(body):
-        raise UnsafeXml("a DOCTYPE declaration is not allowed (no DTDs or entities in submissions)")
+        raise _unsafe(
+            "a DOCTYPE declaration is not allowed (no DTDs or entities in submissions)", "DOCTYPE"
+        )
     try:
         root = etree.fromstring(body, _parser)
     except etree.XMLSyntaxError as exc:
-        raise MalformedXml(_describe(exc)) from None
+        error = MalformedXml(_describe(exc))
+        last = exc.error_log.last_error if exc.error_log else None
+        error.code = last.type_name if last is not None else "ERR_SYNTAX"
+        error.line, error.column = exc.lineno or None, exc.offset or None
+        raise error from None
     if root is None:  # pragma: no cover - lxml raises instead, kept for the type checker
         raise MalformedXml("no root element")
     tree = root.getroottree()
     if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
-        raise UnsafeXml("a DOCTYPE declaration is not allowed (no DTDs or entities in submissions)")
+        raise _unsafe(
+            "a DOCTYPE declaration is not allowed (no DTDs or entities in submissions)", "DOCTYPE"
+        )
     if XINCLUDE_NS in body:
         for _ in root.iter(f"{{{XINCLUDE_NS.decode()}}}*"):
-            raise UnsafeXml("XInclude is not allowed in submissions")
+            raise _unsafe("XInclude is not allowed in submissions", "XINCLUDE")
     return tree
+
+
+def _unsafe(detail: str, construct: str) -> UnsafeXml:
+    error = UnsafeXml(detail)
+    error.code = f"UNSAFE_{construct}"
+    return error
 
 
 def _describe(exc: etree.XMLSyntaxError) -> str:

@@ -107,8 +107,11 @@ class Schematron:
         executable: Any,
         processor: Any,
         prefixes: dict[str, str],
+        ids: frozenset[str] = frozenset(),
     ) -> None:
         self.path = path
+        self.ids = ids
+        """The ids its findings can carry (assert/report ids, else their rule's id)."""
         self.stylesheet = stylesheet
         self._executable = executable
         self._processor = processor
@@ -155,7 +158,8 @@ class SchematronCompiler:
             schema = etree.parse(str(path), etree.XMLParser(no_network=True)).getroot()
         except (OSError, etree.XMLSyntaxError) as exc:
             raise SchemaRegistryError(f"Schematron {path}: {exc}") from None
-        stylesheet, prefixes = _Translator(path, schema).stylesheet()
+        translator = _Translator(path, schema)
+        stylesheet, prefixes = translator.stylesheet()
         xslt = self._processor.new_xslt30_processor()
         try:
             executable = xslt.compile_stylesheet(stylesheet_text=stylesheet)
@@ -163,7 +167,9 @@ class SchematronCompiler:
             raise SchemaRegistryError(_compile_error(path, stylesheet, str(exc))) from None
         if executable is None:  # older saxonche reports through exception_occurred
             raise SchemaRegistryError(f"Schematron {path}: Saxon could not compile it")
-        return Schematron(path, stylesheet, executable, self._processor, prefixes)
+        return Schematron(
+            path, stylesheet, executable, self._processor, prefixes, frozenset(translator.ids)
+        )
 
 
 # --------------------------------------------------------------------------- translation
@@ -178,6 +184,7 @@ class _Translator:
         self.path = path
         self.schema = schema
         self.abstract: dict[str, etree._Element] = {}
+        self.ids: set[str] = set()
 
     def refuse(self, element: etree._Element, why: str) -> SchemaRegistryError:
         return SchemaRegistryError(
@@ -329,6 +336,8 @@ class _Translator:
         value = etree.SubElement(message, _q(XSL, "value-of"))
         self.message(value, node)
         record = etree.SubElement(branch, _q(XSL, "map"))
+        if node.get("id") or rule_id:
+            self.ids.add(node.get("id") or rule_id)
         entries = {
             "id": _literal(node.get("id") or rule_id),
             "kind": _literal(kind),

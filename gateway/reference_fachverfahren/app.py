@@ -8,7 +8,9 @@ It is the real target of the adapter tests, the demo and the benchmarks:
   ``GET /soap?wsdl``), idempotent by its ``requestId``;
 - ``GET /cases`` lists what it received; ``GET /admin/state`` counts cases and tokens;
 - ``POST /admin/fail {"mode": "none|5xx|429|slow|4xx", "count": n}`` makes the next ``n``
-  requests (all of them without ``count``) fail that way, for fault tests;
+  requests (all of them without ``count``) fail that way, for fault tests (``slow``
+  answers after ``slow_seconds``; a request its client gives up on meanwhile creates no
+  case, so it cannot turn up later, e.g. in the next test);
 - optional auth (Basic, static Bearer tokens, OAuth2 client credentials at
   ``POST /oauth/token``) and mutual TLS via the server's TLS options.
 
@@ -210,10 +212,18 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
             {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
 
-    async def fault_response(soap: bool) -> Response | None:
+    async def fault_response(request: Request, soap: bool) -> Response | None:
+        """The fault for this request; call it after the body was read (a "slow" request
+        watches for the client giving up, which reads from the request stream)."""
         mode = faults.take()
         if mode == "slow":
-            await asyncio.sleep(faults.slow_seconds)
+            deadline = time.monotonic() + faults.slow_seconds
+            while time.monotonic() < deadline:
+                if await request.is_disconnected():
+                    # The client gave up (timeout, cancelled): nothing to store, and no
+                    # case appears long after the client has moved on (e.g. in a later test).
+                    return Response(status_code=499)
+                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
             return None
         if mode == "429":
             headers = {"Retry-After": str(faults.retry_after_seconds)}
@@ -233,11 +243,12 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
         principal = authenticate(request)
         if principal is False:
             return refused()
-        failure = await fault_response(soap=False)
+        raw = await request.body()
+        failure = await fault_response(request, soap=False)
         if failure is not None:
             return failure
         content_type = request.headers.get("content-type", "application/octet-stream")
-        body = (await request.body()).decode("utf-8", errors="replace")
+        body = raw.decode("utf-8", errors="replace")
         if content_type.startswith("application/json"):
             try:
                 json.loads(body)
@@ -323,10 +334,10 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
         principal = authenticate(request)
         if principal is False:
             return refused()
-        failure = await fault_response(soap=True)
+        body = await request.body()
+        failure = await fault_response(request, soap=True)
         if failure is not None:
             return failure
-        body = await request.body()
         try:
             call = _create_case_call(body)
         except ValueError as exc:

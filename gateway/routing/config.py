@@ -59,6 +59,10 @@ from gateway.settings import SHIPPED_SCHEMAS
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Files of the same directory that their own part loads and validates (the inbound sources,
+# gateway/sources); they are not routing files, but they count toward the config version.
+SOURCE_FILES = frozenset({"fit-connect.yaml"})
+
 
 TokenHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -249,6 +253,8 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
     # Generated configs (e.g. for thousands of municipalities) may be JSON: same schema,
     # parsed ~50x faster than YAML.
     files += sorted(p for p in directory.glob("*.json") if not p.name.endswith(".schema.json"))
+    others = [p for p in files if p.name in SOURCE_FILES]
+    files = [p for p in files if p.name not in SOURCE_FILES]
     if not files:
         raise ConfigError(f"{directory}: no *.yaml configuration files")
     senders: dict[str, tuple[str, SenderConfig]] = {}
@@ -343,7 +349,7 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         codelists = CodeLists.load([SHIPPED_SCHEMAS / "codelists", directory / "codelists"])
     # Files that mappings use (XSLT, code lists) change the behaviour: they count too.
     xsl_files = sorted(directory.glob("**/*.xsl*"))
-    for extra in xsl_files + sorted(directory.glob("codelists/*.xml")):
+    for extra in others + xsl_files + sorted(directory.glob("codelists/*.xml")):
         digest.update(str(extra.relative_to(directory)).encode() + b"\0" + extra.read_bytes())
     try:
         mappings = build_table(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -27,8 +28,25 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from gateway.errors import InsufficientStorage, Unavailable
+
 PRIVATE_DIR = 0o700
 INCOMING = ".incoming-"
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """A blob that cannot be written is our outage, never the sender's fault nor a 500:
+    no space (or quota) → 507, any other I/O error → 503; the sender retries either way."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise InsufficientStorage(
+                "no space left to store the attachments; retry later"
+            ) from exc
+        raise Unavailable(f"attachment store unavailable: {exc.strerror or exc!r}") from exc
 
 
 def private_dir(path: Path) -> Path:
@@ -48,7 +66,8 @@ class BlobStore:
         return self.root / sha256[:2] / sha256
 
     def writer(self) -> BlobWriter:
-        return BlobWriter(self)
+        with storage_errors():
+            return BlobWriter(self)
 
     def _lock_file(self) -> int:
         return os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -103,7 +122,10 @@ class BlobStore:
 
 
 class BlobWriter:
-    """Streams one blob to a temp file while hashing; ``commit`` moves it into place."""
+    """Streams one blob to a temp file while hashing; ``commit`` moves it into place.
+
+    ``write`` and ``commit`` raise ``InsufficientStorage`` or ``Unavailable`` instead of
+    ``OSError``; whoever gets one calls ``discard``, which leaves no temp file behind."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
@@ -116,20 +138,24 @@ class BlobWriter:
 
     def write(self, chunk: bytes) -> None:
         self._hash.update(chunk)
-        self._file.write(chunk)
+        with storage_errors():
+            self._file.write(chunk)
         self.size += len(chunk)
 
     def commit(self) -> str:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        sha = self._hash.hexdigest()
-        target = self._store.path(sha)
-        target.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-        os.replace(self._tmp, target)
+        with storage_errors():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            sha = self._hash.hexdigest()
+            target = self._store.path(sha)
+            target.parent.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            os.replace(self._tmp, target)
         return sha
 
     def discard(self) -> None:
-        if not self._file.closed:
+        # Closing flushes what is buffered, which fails on a full disk: the temp file
+        # goes all the same.
+        with contextlib.suppress(OSError):
             self._file.close()
         self._tmp.unlink(missing_ok=True)

@@ -18,27 +18,52 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import os
 import queue
+import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import Unavailable
+from gateway.errors import InsufficientStorage, Unavailable
+from gateway.store.disk import SqliteFileWatch
 from gateway.store.engines import READ_ONLY, is_sqlite, postgres_engine, sqlite_engine
 from gateway.store.group_commit import GroupCommit
+
+log = logging.getLogger("xoev_gateway.store")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 UNAVAILABLE_ERRORS = (OperationalError, DBAPIError, OSError, ConnectionError)
 """What a lost or refused database connection raises (``IntegrityError`` aside)."""
+
+
+POSTGRES_DISK_FULL = "53100"
+"""SQLSTATE disk_full."""
+
+
+def disk_full(exc: BaseException) -> InsufficientStorage | None:
+    """The 507 for a database write that found no space (SQLite's SQLITE_FULL, PostgreSQL's
+    disk_full), so that callers never see it as a generic outage; else ``None``."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    full = (
+        isinstance(orig, sqlite3.Error)
+        and getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    ) or getattr(orig, "sqlstate", None) == POSTGRES_DISK_FULL
+    if not full:
+        return None
+    return InsufficientStorage("the database has no space left to store this; retry later")
 
 
 @contextmanager
@@ -115,6 +140,12 @@ class Database:
         self._shared: GroupCommit[Callable[[Connection], None], None] = GroupCommit(
             self._commit_shared
         )
+        file = engine.url.database if self._sync_engine is not None else None
+        self._watch = (
+            SqliteFileWatch(Path(file).resolve())
+            if file and file != ":memory:" and not file.startswith("file:")
+            else None
+        )
 
     @classmethod
     def open(
@@ -133,12 +164,23 @@ class Database:
             )
         return cls(postgres_engine(url))
 
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return self._watch.path if self._watch is not None else None
+
     async def write(self, body: Callable[[Connection], T], *, urgent: bool = False) -> T:
         """``body`` in a write transaction (SQLite: BEGIN IMMEDIATE); ``urgent``: ahead of
         the queued non-urgent writes of this process (a client is waiting)."""
         if self._async_engine is not None:
-            async with self._async_engine.begin() as conn:
-                return await conn.run_sync(body)
+            try:
+                async with self._async_engine.begin() as conn:
+                    return await conn.run_sync(body)
+            except DBAPIError as exc:
+                full = disk_full(exc)
+                if full is None:
+                    raise
+                raise full from exc
         if self._writer is None:
             raise Unavailable("store closed")
         future = self._writer.submit(partial(self._transaction, body, False), urgent=urgent)
@@ -203,11 +245,69 @@ class Database:
 
     def _transaction(self, body: Callable[[Connection], T], read_only: bool) -> T:
         assert self._sync_engine is not None
-        with self._sync_engine.connect() as conn:
-            if read_only:
-                conn.execution_options(**{READ_ONLY: True})
-            with conn.begin():
-                return body(conn)
+        watch = self._watch
+        if watch is not None:
+            # Before connecting: a new pooled connection would create an empty file.
+            self._check_file(watch)
+        try:
+            with self._sync_engine.connect() as conn:
+                if watch is not None:
+                    watch.remember()
+                if read_only:
+                    conn.execution_options(**{READ_ONLY: True})
+                with conn.begin():
+                    result = body(conn)
+        except DBAPIError as exc:
+            full = disk_full(exc)
+            if full is None:
+                raise
+            raise full from exc
+        if watch is not None and not read_only:
+            # After the commit too: a commit that may have gone into a file deleted
+            # meanwhile must not be reported as durable (the API would answer 202).
+            self._check_file(watch)
+        return result
+
+    def _check_file(self, watch: SqliteFileWatch) -> None:
+        error, first = watch.lost()
+        if error is None:
+            return
+        if first:
+            saved = self._save_open_file(watch.path)
+            log.error(
+                "%s. Everything committed until now is in the file this process still has "
+                "open; %s. Stop the gateway, put a database file in place (that copy, or "
+                "restore from backup) and start it again; until then every submission gets "
+                "503 and /readyz is not ready.",
+                error.detail,
+                f"a copy of it is saved at {saved}"
+                if saved is not None
+                else "saving a copy of it failed (see above): copy "
+                f"/proc/{os.getpid()}/fd/<fd of the deleted file> before stopping the gateway",
+            )
+        raise error
+
+    def _save_open_file(self, path: Path) -> Path | None:
+        """Copy the database as this process sees it (the open, deleted file and its WAL)
+        next to the lost path, through SQLite's backup API; ``None`` if that fails."""
+        assert self._sync_engine is not None
+        target = path.with_name(f"{path.name}.saved-{time.strftime('%Y%m%dT%H%M%S')}")
+        partial_target = target.with_name(target.name + ".partial")
+        try:
+            with self._sync_engine.connect() as conn:
+                source = conn.connection.driver_connection
+                assert isinstance(source, sqlite3.Connection)
+                copy = sqlite3.connect(partial_target)
+                try:
+                    source.backup(copy)
+                finally:
+                    copy.close()
+            os.replace(partial_target, target)
+        except (OSError, sqlite3.Error, DBAPIError):
+            log.exception("could not save a copy of the lost SQLite database to %s", target)
+            partial_target.unlink(missing_ok=True)
+            return None
+        return target
 
     async def close(self) -> None:
         """Commits what is queued, then stops the threads and closes the connections; a

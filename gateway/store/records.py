@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import JsonValue
+
 from gateway.store.states import DeliveryState, SubmissionStatus
 
 
@@ -51,6 +53,8 @@ class NewSubmission:
     """Header values recorded in the first event (a composed identity, creation time)."""
     xml_sha256: str | None = None
     """SHA-256 of the XML alone (``content_sha256`` covers the attachments too)."""
+    validation: dict[str, JsonValue] | None = None
+    """The validation report (``ValidationReport.to_json``), recorded in the first event."""
 
 
 @dataclass(frozen=True)

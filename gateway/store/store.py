@@ -300,6 +300,7 @@ class Store:
                             "recipient_source": new.recipient_source,
                             **new.header_detail,
                             **({"references": new.references} if new.references else {}),
+                            **({"validation": new.validation} if new.validation else {}),
                         }
                     ),
                 }
@@ -487,6 +488,25 @@ class Store:
                 update(deliveries).where(deliveries.c.id == job.delivery_id).values(values)
             )
             conn.execute(insert(events), rows)
+
+        with unavailable_on_failure("store"):
+            await self.db.write_shared(fragment)
+
+    async def record_source_event(
+        self, submission_id: str, kind: str, detail: dict[str, Any]
+    ) -> None:
+        """Append what a source told its transport after the accept (e.g. FIT-Connect's
+        ``accept-submission`` sent); rides on the shared group commit of the worker's writes."""
+        row = {
+            "submission_id": submission_id,
+            "delivery_id": None,
+            "at": _now(),
+            "kind": kind,
+            "detail": json.dumps(detail, ensure_ascii=False),
+        }
+
+        def fragment(conn: Connection) -> None:
+            conn.execute(insert(events), [row])
 
         with unavailable_on_failure("store"):
             await self.db.write_shared(fragment)

@@ -10,12 +10,20 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.testing.adapter_contract import AdapterContract, FaultMode, WorkerHarness
+from adapters.http import HttpAdapter, HttpSettings
+from gateway.testing.adapter_contract import (
+    RETRY_AFTER_SECONDS,
+    AdapterContract,
+    FaultMode,
+    TargetCase,
+    WorkerHarness,
+)
 from tests.support.certs import Pki, make_pki
 from tests.support.gateway_process import free_port
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
 from tests.support.servers import ReferenceFachverfahren, reference_fachverfahren
 
-FAULTS = {"transient": "5xx", "permanent": "4xx", "hang": "slow"}
+FAULTS = {"transient": "5xx", "permanent": "4xx", "hang": "slow", "throttle": "429"}
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +46,25 @@ class ReferenceTarget:
     def settings(self) -> Mapping[str, Any]:
         return self._settings
 
+    def secrets(self) -> Mapping[str, str]:
+        return {}
+
     async def count_cases(self) -> int:
         return int(self.fv.state()["cases"])
 
+    async def cases(self) -> list[TargetCase]:
+        return [TargetCase(content=c["body"]) for c in self.fv.cases()]
+
     async def fail(self, mode: FaultMode, count: int) -> None:
         # A hung answer comes after the worker's timeout (2 s) but before teardown.
-        self.fv.fail(FAULTS[mode], count, slow_seconds=3)
+        self.fv.fail(
+            FAULTS[mode], count, slow_seconds=3, retry_after_seconds=RETRY_AFTER_SECONDS
+        )
 
 
 class TestHttpAdapterContract(AdapterContract):
     adapter = "http"
+    attachments = ()  # the envelope lists attachments; their content is not sent
 
     @pytest.fixture
     def target(self, fv: ReferenceFachverfahren) -> ReferenceTarget:
@@ -259,3 +276,16 @@ async def test_mutual_tls_without_client_certificate_is_refused(
     outcome = await deliver_one(tmp_path, settings, max_attempts=1)
     assert outcome.state == "dead"
     assert mtls_fv.state()["cases"] == 0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_body_mapped_is_the_previewed_rendering(fv: ReferenceFachverfahren, fmt: str) -> None:
+    adapter = HttpAdapter(HttpSettings(url=f"{fv.url}/cases", body="mapped"))
+    try:
+        await adapter.deliver(mapped_delivery(fmt))
+    finally:
+        await adapter.aclose()
+    (case,) = fv.cases()
+    payload = previewed(fmt)[1]
+    assert case["content_type"] == payload.media_type
+    assert case["body"].encode() == payload.body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,16 @@ from typing import Any
 import asyncssh
 import pytest
 
-from gateway.testing.adapter_contract import AdapterContract, FaultMode, WorkerHarness
+from adapters.sftp import SftpDropAdapter, SftpSettings
+from gateway.testing.adapter_contract import (
+    AdapterContract,
+    FaultMode,
+    TargetCase,
+    WorkerHarness,
+)
 from tests.support.faults import set_fault
-from tests.support.gateway_process import free_port
-from tests.support.servers import ServerProcess, serve
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
+from tests.support.processes import ServerProcess, free_port, serve
 
 PASSWORD = "sftp-test-password"
 
@@ -52,7 +59,15 @@ class SftpTarget:
         assert not list(self.inbox.rglob(".*.tmp")), "a temp file was left behind"
         return len(list(self.inbox.glob("*.json")))
 
+    def secrets(self) -> Mapping[str, str]:
+        return {"SFTP_TEST_PASSWORD": PASSWORD}
+
+    async def cases(self) -> list[TargetCase]:
+        raise NotImplementedError  # test_files_arrive_complete_with_attachments looks
+
     async def fail(self, mode: FaultMode, count: int) -> None:
+        if mode == "throttle":
+            raise NotImplementedError  # SFTP has no retry hint
         set_fault(self.directory / "fault", mode, count)
 
 
@@ -70,6 +85,7 @@ def target(
 
 class TestSftpAdapterContract(AdapterContract):
     adapter = "sftp"
+    mapping = None  # the files are the XML as received and its metadata
 
     def check_receipt(self, receipt: Any) -> None:
         assert receipt.reference.endswith(".xml")
@@ -103,7 +119,8 @@ async def test_wrong_password_is_permanent(
     async with WorkerHarness(tmp_path / "gw", "sftp", target.settings()) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 1
-    assert "SSH refused" in outcome.problem and "wrong" not in outcome.problem
+    problem = outcome.problem or ""
+    assert "SSH refused" in problem and "wrong" not in problem
 
 
 async def test_unknown_host_key_is_permanent(tmp_path: Path, target: SftpTarget) -> None:
@@ -121,4 +138,17 @@ async def test_unreachable_server_is_transient(tmp_path: Path, target: SftpTarge
     async with WorkerHarness(tmp_path / "gw", "sftp", settings, max_attempts=2) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 2
-    assert "connection failed" in outcome.problem
+    assert "connection failed" in (outcome.problem or "")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_mapped_document_arrives_as_previewed(target: SftpTarget, fmt: str) -> None:
+    settings = {**target.settings(), "mapped_name": "HST_{message_uuid}.{ext}"}
+    adapter = SftpDropAdapter(SftpSettings.model_validate(settings))
+    delivery = mapped_delivery(fmt)
+    await adapter.deliver(delivery)
+    ext = {"json": "json", "xml": "xml", "keyvalue": "txt"}[fmt]
+    name = f"HST_{delivery.message_uuid}.{ext}"
+    assert (target.inbox / name).read_bytes() == previewed(fmt)[1].body
+    meta = json.loads((target.inbox / f"{delivery.delivery_id}.json").read_bytes())
+    assert meta["payload_file"] == name and meta["payload_format"] == fmt

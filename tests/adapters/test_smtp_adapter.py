@@ -12,11 +12,17 @@ from typing import Any
 
 import pytest
 
-from gateway.testing.adapter_contract import AdapterContract, FaultMode, WorkerHarness
+from adapters.smtp import SmtpAdapter, SmtpSettings
+from gateway.testing.adapter_contract import (
+    AdapterContract,
+    FaultMode,
+    TargetCase,
+    WorkerHarness,
+)
 from tests.support.certs import Pki, make_pki
 from tests.support.faults import set_fault
-from tests.support.gateway_process import free_port
-from tests.support.servers import ServerProcess, serve
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
+from tests.support.processes import ServerProcess, free_port, serve
 
 PASSWORD = "smtp-test-password"
 
@@ -24,6 +30,13 @@ PASSWORD = "smtp-test-password"
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def attachment_content(part: EmailMessage) -> bytes:
+    """An attachment part's content, transfer-decoded (a leaf part: bytes, never a list)."""
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes), f"attachment {part.get_filename()!r} is not a leaf part"
+    return payload
 
 
 @contextmanager
@@ -62,14 +75,31 @@ class MailboxTarget:
 
     def mails(self) -> list[EmailMessage]:
         return [
-            email.message_from_bytes(p.read_bytes(), policy=default)  # type: ignore[misc]
+            email.message_from_bytes(p.read_bytes(), policy=default)
             for p in sorted((self.directory / "mailbox").glob("*.eml"))
         ]
+
+    def secrets(self) -> Mapping[str, str]:
+        return {"SMTP_TEST_PASSWORD": PASSWORD}
 
     async def count_cases(self) -> int:
         return len(self.mails())
 
+    async def cases(self) -> list[TargetCase]:
+        return [
+            TargetCase(
+                content=mail.as_string(),
+                attachments={
+                    str(part.get_filename()): attachment_content(part)
+                    for part in mail.iter_attachments()
+                },
+            )
+            for mail in self.mails()
+        ]
+
     async def fail(self, mode: FaultMode, count: int) -> None:
+        if mode == "throttle":
+            raise NotImplementedError  # SMTP has no retry hint
         set_fault(self.directory / "fault", mode, count)
 
 
@@ -87,6 +117,7 @@ def target(
 
 class TestSmtpAdapterContract(AdapterContract):
     adapter = "smtp"
+    mapping = None  # the mail carries the XML as received
 
     def check_receipt(self, receipt: Any) -> None:
         assert receipt.reference.endswith("@stuttgart.example>")
@@ -119,7 +150,7 @@ async def test_wrong_password_is_permanent(
     async with WorkerHarness(tmp_path / "gw", "smtp", target.settings()) as h:
         outcome = await h.settled(await h.submit())
     assert outcome.state == "dead" and outcome.attempts == 1
-    assert "SMTP 535" in outcome.problem
+    assert "SMTP 535" in (outcome.problem or "")
 
 
 async def test_implicit_tls(tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,3 +173,15 @@ def test_subject_template_fields_are_checked_at_config_load() -> None:
         SmtpSettings.model_validate(
             {"host": "h", "from_address": "a@b", "to": ["c@d"], "subject": "{name}"}
         )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_mapped_document_is_attached_as_previewed(target: MailboxTarget, fmt: str) -> None:
+    adapter = SmtpAdapter(SmtpSettings.model_validate(target.settings()))
+    await adapter.deliver(mapped_delivery(fmt))
+    (mail,) = target.mails()
+    payload = previewed(fmt)[1]
+    ext = {"json": "json", "xml": "xml", "keyvalue": "txt"}[fmt]
+    (part,) = [p for p in mail.iter_attachments() if p.get_filename() == f"mapped.{ext}"]
+    assert part.get_content_type() == payload.media_type.partition(";")[0]
+    assert part.get_payload(decode=True) == payload.body

@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
+from adapters.soap import SoapAdapter, SoapSettings
 from gateway.reference_fachverfahren import WSDL_FILE
-from gateway.testing.adapter_contract import AdapterContract, FaultMode, WorkerHarness
+from gateway.testing.adapter_contract import (
+    AdapterContract,
+    FaultMode,
+    TargetCase,
+    WorkerHarness,
+)
+from tests.support.mapped import FORMATS, mapped_delivery, previewed
 from tests.support.servers import ReferenceFachverfahren, reference_fachverfahren
 
 FAULTS = {"transient": "5xx", "permanent": "4xx", "hang": "slow"}
@@ -39,10 +46,18 @@ class SoapTarget:
             "parameters": PARAMETERS,
         }
 
+    def secrets(self) -> Mapping[str, str]:
+        return {}
+
     async def count_cases(self) -> int:
         return int(self.fv.state()["cases"])
 
+    async def cases(self) -> list[TargetCase]:
+        raise NotImplementedError  # attachments and mappings do not apply (see below)
+
     async def fail(self, mode: FaultMode, count: int) -> None:
+        if mode == "throttle":
+            raise NotImplementedError
         self.fv.fail(FAULTS[mode], count, slow_seconds=3)
 
 
@@ -54,6 +69,8 @@ def target(soap_fv: ReferenceFachverfahren) -> SoapTarget:
 
 class TestSoapAdapterContract(AdapterContract):
     adapter = "soap"
+    attachments = ()  # parameters come from the delivery's fields, not attachments
+    mapping = None  # ... nor from a mapping
 
     def check_receipt(self, receipt: Any) -> None:
         assert receipt.reference.startswith("AZ-")
@@ -82,7 +99,7 @@ async def test_unknown_operation_is_permanent(tmp_path: Path, target: SoapTarget
     settings = {**target.settings(), "operation": "DeleteEverything"}
     async with WorkerHarness(tmp_path / "gw", "soap", settings) as h:
         outcome = await h.settled(await h.submit())
-    assert outcome.state == "dead" and "no operation DeleteEverything" in outcome.problem
+    assert outcome.state == "dead" and "no operation DeleteEverything" in (outcome.problem or "")
 
 
 def test_unknown_parameter_source_is_a_config_error() -> None:
@@ -94,3 +111,15 @@ def test_unknown_parameter_source_is_a_config_error() -> None:
         SoapSettings.model_validate(
             {"wsdl": "x.wsdl", "operation": "Op", "parameters": {"a": "payload"}}
         )
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_mapped_parameter_is_the_previewed_rendering(target: SoapTarget, fmt: str) -> None:
+    settings = {**target.settings(), "parameters": {**PARAMETERS, "document": "mapped"}}
+    adapter = SoapAdapter(SoapSettings.model_validate(settings))
+    try:
+        await adapter.deliver(mapped_delivery(fmt))
+    finally:
+        await adapter.aclose()
+    (case,) = target.fv.cases()
+    assert case["body"].encode() == previewed(fmt)[1].body

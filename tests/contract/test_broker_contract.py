@@ -125,6 +125,27 @@ async def test_stale_ack_after_lease_expiry_does_not_drop_the_new_lease(
     await broker.ack(third)
 
 
+async def test_renewed_lease_is_kept_past_its_time_and_a_lost_one_is_not_renewed(
+    broker: Broker, crash_consumer: Callable[[], Awaitable[None]]
+) -> None:
+    kept, lost = items(2)
+    await broker.publish([kept])
+    (lease,) = await drain(broker, 1)
+    for _ in range(4):  # two lease times, renewed every third of one
+        await asyncio.sleep(LEASE / 2)
+        assert await broker.renew([lease]) == [lease]
+    assert await broker.receive(1, wait=0.2) == []  # nobody else got it meanwhile
+    await broker.ack(lease)
+
+    await broker.publish([lost])
+    (old,) = await drain(broker, 1)
+    await crash_consumer()
+    (new,) = await drain(broker, 1, wait=LEASE + 5)
+    assert await broker.renew([old]) == []  # taken over: no longer the first holder's
+    assert await broker.renew([new]) == [new]
+    await broker.ack(new)
+
+
 async def test_release_gives_back_without_counting_an_attempt(broker: Broker) -> None:
     (item,) = items(1)
     await broker.publish([item])

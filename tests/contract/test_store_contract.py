@@ -13,6 +13,7 @@ from sqlalchemy import Connection, text
 
 from gateway.errors import DuplicateConflict, NotFound, UnacceptableField
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
+from gateway.store.states import WorkState
 from gateway.store.store import Attempt, Store
 from tests.contract.backends import STORES
 
@@ -63,7 +64,7 @@ def stored_attachments(new: NewSubmission) -> list[AttachmentRecord]:
 
 async def test_accept_stores_everything_in_one_go(store: Store) -> None:
     new = new_submission()
-    sid, created = await store.accept(new, "ready")
+    sid, created = await store.accept(new, WorkState.READY)
     assert created and sid == new.id
     view = await store.submission(sid)
     assert view.message_uuid == new.message_uuid
@@ -76,38 +77,40 @@ async def test_accept_stores_everything_in_one_go(store: Store) -> None:
 
 async def test_same_uuid_same_content_returns_first_id(store: Store) -> None:
     first = new_submission()
-    await store.accept(first, "ready")
+    await store.accept(first, WorkState.READY)
     again = new_submission(first.message_uuid)
-    sid, created = await store.accept(again, "ready")
+    sid, created = await store.accept(again, WorkState.READY)
     assert (sid, created) == (first.id, False)
 
 
 async def test_same_uuid_other_content_conflicts_and_keeps_the_first(store: Store) -> None:
     first = new_submission()
-    await store.accept(first, "ready")
+    await store.accept(first, WorkState.READY)
     with pytest.raises(DuplicateConflict):
-        await store.accept(new_submission(first.message_uuid, xml=b"<b/>"), "ready")
+        await store.accept(new_submission(first.message_uuid, xml=b"<b/>"), WorkState.READY)
     view = await store.submission(first.id)
     assert len(view.deliveries) == 2
 
 
 async def test_a_uuid_is_unique_per_sender(store: Store) -> None:
     first = new_submission()
-    await store.accept(first, "ready")
+    await store.accept(first, WorkState.READY)
     # Another sender's message with the same UUID (and even other content) is its own.
     other = new_submission(first.message_uuid, xml=b"<b/>", sender="other")
-    assert await store.accept(other, "ready") == (other.id, True)
+    assert await store.accept(other, WorkState.READY) == (other.id, True)
     # Both in one batch, too; and each sender's own duplicate still finds its first.
     third = new_submission(first.message_uuid, sender="third")
     again = new_submission(first.message_uuid, sender="other", xml=b"<b/>")
-    outcomes = await asyncio.gather(store.accept(third, "ready"), store.accept(again, "ready"))
-    assert outcomes == [(third.id, True), (other.id, False)]
+    outcomes = await asyncio.gather(
+        store.accept(third, WorkState.READY), store.accept(again, WorkState.READY)
+    )
+    assert list(outcomes) == [(third.id, True), (other.id, False)]
     assert (await store.submission(other.id)).sender == "other"
 
 
 async def test_delivery_outcomes_are_recorded_as_events(store: Store) -> None:
     new = new_submission(destinations=2)
-    await store.accept(new, "ready")
+    await store.accept(new, WorkState.READY)
     ok = await store.job(new.deliveries[0].id)
     bad = await store.job(new.deliveries[1].id)
     assert ok is not None and bad is not None and ok.xml == b"<a/>"
@@ -140,13 +143,13 @@ async def test_unknown_submission_is_not_found(store: Store) -> None:
 
 async def test_concurrent_accepts_share_commits_and_settle_each_on_its_own(store: Store) -> None:
     stored = new_submission()
-    await store.accept(stored, "ready")
+    await store.accept(stored, WorkState.READY)
     fresh = [new_submission() for _ in range(20)]
     same_again = new_submission(stored.message_uuid)
     conflict = new_submission(stored.message_uuid, xml=b"<other/>")
     twin = new_submission(fresh[0].message_uuid)  # same UUID and content, same batch
     outcomes = await asyncio.gather(
-        *(store.accept(n, "ready") for n in [*fresh, same_again, conflict, twin]),
+        *(store.accept(n, WorkState.READY) for n in [*fresh, same_again, conflict, twin]),
         return_exceptions=True,
     )
     assert outcomes[:20] == [(n.id, True) for n in fresh]
@@ -163,7 +166,9 @@ async def test_a_conflict_inside_a_batch_of_other_content_keeps_the_first(store:
     first = new_submission()
     rival = new_submission(first.message_uuid, xml=b"<b/>")
     outcomes = await asyncio.gather(
-        store.accept(first, "ready"), store.accept(rival, "ready"), return_exceptions=True
+        store.accept(first, WorkState.READY),
+        store.accept(rival, WorkState.READY),
+        return_exceptions=True,
     )
     assert outcomes[0] == (first.id, True)
     assert isinstance(outcomes[1], DuplicateConflict)
@@ -188,7 +193,7 @@ async def test_a_value_the_store_cannot_hold_is_refused_naming_the_field(
 ) -> None:
     bad = replace(new_submission(), **change)  # type: ignore[arg-type]
     with pytest.raises(UnacceptableField) as refused:
-        await store.accept(bad, "ready")
+        await store.accept(bad, WorkState.READY)
     assert refused.value.field == field
     with pytest.raises(NotFound):
         await store.submission(bad.id)
@@ -225,7 +230,7 @@ async def test_a_row_the_database_refuses_fails_only_itself_not_its_batch(store:
     poison = [replace(new_submission(), author="poison") for _ in range(3)]
     mixed = [*honest[:10], poison[0], *honest[10:20], poison[1], *honest[20:], poison[2]]
     outcomes = await asyncio.gather(
-        *(store.accept(n, "ready") for n in mixed), return_exceptions=True
+        *(store.accept(n, WorkState.READY) for n in mixed), return_exceptions=True
     )
     by_id = dict(zip([n.id for n in mixed], outcomes, strict=True))
     assert [by_id[n.id] for n in honest] == [(n.id, True) for n in honest]

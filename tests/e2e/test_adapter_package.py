@@ -53,7 +53,7 @@ def test_example_package_passes_its_own_contract_tests(installed_example: None) 
         timeout=240,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "5 passed" in result.stdout
+    assert "10 passed" in result.stdout
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,25 @@ def test_same_message_again_returns_first_answer_and_other_content_conflicts(
         )
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"]
+    assert again.headers["location"] == first.headers["location"]
+    # The answer says it is the same submission, so that retry logic can tell.
+    assert first.json()["status"] == "accepted" and again.json()["status"] == "duplicate"
     assert changed.status_code == 409
     assert changed.headers["content-type"] == "application/problem+json"
     assert changed.json()["type"].endswith("/duplicate-conflict")
+
+
+def test_status_timestamps_are_rfc3339(gateway: GatewayProcess) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        answer = client.post(
+            "/v1/submissions", content=sample("hundesteuer/valid/anmeldung-koeln.xml"), headers=XML
+        )
+        view = wait_settled(client, answer.headers["location"], XML)
+    stamps = [view["received_at"], *(e["at"] for e in view["events"])]
+    stamps += [d["updated_at"] for d in view["deliveries"]]
+    for stamp in stamps:
+        assert isinstance(stamp, str) and stamp.endswith("+00:00"), stamp
+        assert datetime.fromisoformat(stamp).tzinfo is not None
 
 
 def test_multipart_attachments_are_stored_hashed_and_delivered(

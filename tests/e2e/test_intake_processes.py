@@ -4,6 +4,7 @@ only the calls it held (503), then is replaced."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import pickle
 import signal
@@ -73,11 +74,14 @@ def test_every_gateway_error_survives_pickling() -> None:
         elif cls is NotPermitted:
             error = NotPermitted("why", rule="regions")
         elif cls in (InvalidAttachment, UnacceptableField):
-            error = cls("why", field="name")  # type: ignore[call-arg]
+            error = cls("why", field="name")
         elif cls is RateLimited:
             error = RateLimited("why", retry_after=3)
         else:
-            error = cls("why")
+            # the extra constructor arguments some errors take (field, retry_after, …)
+            extra = {"field": "attachments[1].filename", "retry_after": 2.0}
+            names = list(inspect.signature(cls).parameters)[1:]
+            error = cls("why", *(extra[name] for name in names))
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is cls
         assert copy.detail == error.detail

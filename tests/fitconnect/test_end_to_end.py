@@ -236,7 +236,7 @@ def _callback(body: bytes, secret: str = CALLBACK_SECRET, age: int = 0) -> dict[
         pytest.param(lambda b: {"content-type": "application/json"}, id="unsigned"),
     ],
 )
-async def test_bad_callbacks_are_401_and_fetch_nothing(harness: Harness, headers) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_callbacks_are_401_and_fetch_nothing(harness: Harness, headers) -> None:
     sent = await harness.send()
     body = json.dumps(
         {

@@ -1,8 +1,12 @@
 """Acceptance of the scaled mode: a stream of 2,000 submissions through two ``api`` and two
-``worker`` processes on PostgreSQL and RabbitMQ into two destinations, while RabbitMQ is
-stopped and started, a worker is SIGKILLed and PostgreSQL is restarted, each begun at a
-quarter of the stream; they may overlap (a worker restarted during the RabbitMQ outage waits
-for the broker, ``STARTUP_WAIT``).
+``worker`` processes on PostgreSQL and RabbitMQ into two destinations, while RabbitMQ goes
+away and comes back, a worker is SIGKILLed and PostgreSQL goes away and comes back, each
+begun at a quarter of the stream; they may overlap (a worker restarted during the RabbitMQ
+outage waits for the broker, ``STARTUP_WAIT``).
+
+The processes reach both services through TCP forwarders (``tests.support.forwarder``); an
+outage is the forwarder dropping every connection and refusing new ones for two seconds, so
+the machine's real PostgreSQL and RabbitMQ, shared with concurrent runs, are never stopped.
 
 Every submission that got a 202 must be delivered exactly once per route: the file drop
 holds exactly one file per delivery id, and the reference Fachverfahren, reached through
@@ -14,17 +18,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.forwarder import Forwarder, forwarding, redirected
+from tests.support.gateway_process import free_port
 from tests.support.scaled import ScaledGateway, stream, write_config
 from tests.support.servers import ReferenceFachverfahren, reference_fachverfahren
-from tests.support.services import postgres_database, postgres_stopped, rabbitmq_stopped
+from tests.support.services import AMQP_PORT, POSTGRES_PORT, postgres_database
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 COUNT = 2000
+OUTAGE_SECONDS = 2
 
 
 async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
@@ -48,12 +57,16 @@ async def test_stream_survives_broker_stop_worker_kill_and_database_restart(
 async def _stream_and_check(
     tmp_path: Path, config: Path, amqp_url: str, drop: Path, fv: ReferenceFachverfahren
 ) -> None:
-    async with postgres_database() as database_url:
+    async with (
+        postgres_database() as database_url,
+        forwarding(free_port(), POSTGRES_PORT) as postgres,
+        forwarding(free_port(), AMQP_PORT) as rabbitmq,
+    ):
         gw = ScaledGateway(
             tmp_path,
             config,
-            database_url,
-            amqp_url,
+            redirected(database_url, POSTGRES_PORT, postgres.port),
+            redirected(amqp_url, AMQP_PORT, rabbitmq.port),
             {"XOEV_GATEWAY_WORKER_CONCURRENCY": "16", "XOEV_GATEWAY_RABBITMQ_PREFETCH": "16"},
         )
         disruptions: list[asyncio.Task[None]] = []
@@ -61,38 +74,32 @@ async def _stream_and_check(
         try:
             apis, workers = await asyncio.to_thread(gw.start_all, 2, 2)
 
-            def rabbitmq_outage() -> None:
-                with rabbitmq_stopped():
-                    timeline["rabbitmq stopped"] = time.monotonic()
-                    time.sleep(2)
-                timeline["rabbitmq started"] = time.monotonic()
+            async def outage(forwarder: Forwarder, name: str) -> None:
+                async with forwarder.outage():
+                    timeline[f"{name} down"] = time.monotonic()
+                    await asyncio.sleep(OUTAGE_SECONDS)
+                timeline[f"{name} up"] = time.monotonic()
 
             def worker_crash() -> None:
                 workers[0].kill()
                 timeline["worker killed"] = time.monotonic()
                 gw.start("worker").wait_ready(timeout=60)
 
-            def database_outage() -> None:
-                with postgres_stopped():
-                    timeline["postgres stopped"] = time.monotonic()
-                    time.sleep(2)
-                timeline["postgres started"] = time.monotonic()
-
-            plan = {
-                COUNT // 4: rabbitmq_outage,
-                COUNT // 2: worker_crash,
-                3 * COUNT // 4: database_outage,
+            plan: dict[int, Callable[[], Coroutine[Any, Any, None]]] = {
+                COUNT // 4: lambda: outage(rabbitmq, "rabbitmq"),
+                COUNT // 2: lambda: asyncio.to_thread(worker_crash),
+                3 * COUNT // 4: lambda: outage(postgres, "postgres"),
             }
 
             def on_accepted(n: int) -> None:
                 if n in plan:
-                    disruptions.append(asyncio.create_task(asyncio.to_thread(plan.pop(n))))
+                    disruptions.append(asyncio.create_task(plan.pop(n)()))
 
             result = await stream([a.url for a in apis], COUNT, on_accepted=on_accepted)
             await asyncio.gather(*disruptions)
             drained = await gw.wait_delivered(2 * COUNT, timeout=120)
         finally:
-            for task in disruptions:  # never leave a service stopped behind
+            for task in disruptions:  # never leave a disruption running behind
                 await asyncio.gather(task, return_exceptions=True)
             await asyncio.to_thread(gw.stop_all)
 
@@ -100,6 +107,7 @@ async def _stream_and_check(
         deliveries = await gw.query("SELECT id, destination, state FROM deliveries")
         outbox = await gw.query("SELECT count(*) AS n FROM work_items")
 
+    assert (rabbitmq.outages, postgres.outages) == (1, 1)
     assert len(result.accepted) == COUNT
     assert {r["id"] for r in submissions} == set(result.accepted.values())
     assert {r["state"] for r in deliveries} == {"delivered"}

@@ -14,19 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.forwarder import forwarding
+from tests.support.forwarder import forwarding, redirected
 from tests.support.gateway_process import REPO, GatewayProcess, free_port, gateway_env
 from tests.support.scaled import ScaledGateway, stream, write_config
-from tests.support.services import postgres_database
+from tests.support.services import AMQP_PORT, POSTGRES_PORT, postgres_database
 
 pytestmark = [pytest.mark.services]
-
-AMQP_PORT, POSTGRES_PORT = 5672, 5432
-
-
-def _on_port(url: str, real: int, port: int) -> str:
-    assert f"127.0.0.1:{real}" in url, url
-    return url.replace(f"127.0.0.1:{real}", f"127.0.0.1:{port}")
 
 
 async def _wait_for_log(proc: GatewayProcess, text: str, timeout: float = 30) -> None:
@@ -51,8 +44,8 @@ async def test_worker_waits_for_database_and_broker_then_delivers(
         gw = ScaledGateway(
             tmp_path,
             config,
-            _on_port(database_url, POSTGRES_PORT, pg_port),
-            _on_port(amqp_url, AMQP_PORT, amqp_port),
+            redirected(database_url, POSTGRES_PORT, pg_port),
+            redirected(amqp_url, AMQP_PORT, amqp_port),
             {"XOEV_GATEWAY_STARTUP_WAIT": "60"},
         )
         worker = gw.start("worker")

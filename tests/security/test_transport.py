@@ -3,9 +3,9 @@ and byte limits, and slowing down failed authentication: real processes, real HT
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from tests.support.certs import Pki, make_pki
 from tests.support.deployments import ADMIN, KOELN, SENDER, embedded, write_config
 from tests.support.gateway_process import GatewayProcess, gateway_env
 from tests.support.messages import with_new_uuid
+from tests.support.processes import healthy
 
 pytestmark = pytest.mark.slow
 
@@ -37,25 +38,15 @@ def context(pki: Pki, *, client_cert: bool) -> ssl.SSLContext:
 
 
 class TlsGateway(GatewayProcess):
-    def __init__(self, env: dict[str, str], log: Path, ready: ssl.SSLContext) -> None:
+    """``serve`` over HTTPS: ready when ``/healthz`` answers, checked with ``context``."""
+
+    def __init__(self, env: dict[str, str], log: Path, context: ssl.SSLContext) -> None:
         super().__init__("serve", env, log)
-        self.ready = ready
+        self.ready = functools.partial(healthy, verify=context)
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", verify=self.ready, timeout=1).is_success:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"serve not ready: {self.log.read_text()[-3000:]}")
 
 
 @pytest.fixture

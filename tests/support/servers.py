@@ -1,14 +1,8 @@
-"""Real target servers for the adapter tests, each a process on a free port of 127.0.0.1."""
+"""The reference Fachverfahren as a real process on a free port of 127.0.0.1, with a client."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,59 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.gateway_process import REPO, free_port
-
-
-class ServerProcess:
-    """A server started as ``python <args>``; ready when its port accepts connections."""
-
-    def __init__(
-        self, args: list[str], port: int, log: Path, env: dict[str, str] | None = None
-    ) -> None:
-        self.port = port
-        self.log = log
-        self._log_file = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env={**os.environ, **(env or {})},
-        )
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server not ready: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log_file.close()
-
-
-@contextmanager
-def serve(
-    args: list[str], port: int, log: Path, env: dict[str, str] | None = None
-) -> Iterator[ServerProcess]:
-    server = ServerProcess(args, port, log, env)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+from tests.support.processes import ServerProcess, free_port, serve
 
 
 class ReferenceFachverfahren:

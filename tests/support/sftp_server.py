@@ -33,7 +33,7 @@ def main(directory: Path, port: int) -> None:
             return username == "gateway" and given == password
 
     class FaultySftp(asyncssh.SFTPServer):
-        def __init__(self, chan: asyncssh.SSHServerChannel) -> None:
+        def __init__(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
             super().__init__(chan, chroot=str(root).encode())
 
         async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:

@@ -118,7 +118,8 @@ async def test_another_source_takes_the_same_accept_path(
         sample("hundesteuer/valid/anmeldung-stuttgart.xml"),
         sender.name,
         source=Source("fit-connect", {"submission_id": "4b1c", "case_id": "77aa"}),
-        # The transport addressed Nürtingen; the header's leser (Stuttgart) does not decide.
+        # The transport addressed Nürtingen, but the header's leser (Stuttgart) comes first:
+        # a transport's recipient is for messages that name none (docs/fit-connect.md).
         recipient="ags:08116049",
     )
     accepted = await runtime.accept(incoming)

@@ -73,3 +73,58 @@ def test_xbau_baugenehmigung_antrag_validates(xbau_catalog: Path) -> None:
     schema_set = registry.identify(tree.getroot())
     assert schema_set.id == "xbau-2.6"
     schema_set.validate(tree)
+
+
+def _set(directory: Path, body: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "catalog.yaml").write_text(body, encoding="utf-8")
+    return directory
+
+
+def test_catalog_mistake_is_file_line_key_cause(tmp_path: Path) -> None:
+    catalog = _set(
+        tmp_path / "c",
+        "schema_sets:\n"
+        "  - id: t\n"
+        '    namespace: "urn:t"\n'
+        "    schema: main.xsd\n"
+        "    mesages: [r]\n"
+        "  - id: u\n"
+        "    schema: main.xsd\n",
+    )
+    with pytest.raises(SchemaRegistryError) as info:
+        SchemaRegistry.load([catalog])
+    assert info.value.detail == (
+        f"{catalog / 'catalog.yaml'}:5: schema_sets.0.mesages: unknown key (and 1 more problem)"
+    )
+    (catalog / "catalog.yaml").write_text("schema_sets:\n  - id: [\n", encoding="utf-8")
+    with pytest.raises(SchemaRegistryError, match=r"catalog\.yaml:3: invalid YAML"):
+        SchemaRegistry.load([catalog])
+
+
+def test_missing_url_names_the_importing_file_and_line_and_the_fix(tmp_path: Path) -> None:
+    catalog = _set(
+        tmp_path / "c",
+        'schema_sets:\n  - {id: t, namespace: "urn:t", schema: main.xsd, messages: [r]}\n',
+    )
+    xs = 'xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:t" xmlns:t="urn:t"'
+    (catalog / "main.xsd").write_text(
+        f'<xs:schema {xs}>\n  <xs:include schemaLocation="sub/part.xsd"/>\n'
+        '  <xs:element name="r" type="t:R"/>\n</xs:schema>\n',
+        encoding="utf-8",
+    )
+    (catalog / "sub").mkdir()
+    (catalog / "sub" / "part.xsd").write_text(
+        f"<xs:schema {xs}>\n\n"
+        '  <xs:import namespace="urn:b" schemaLocation="https://example.org/basis.xsd"/>\n'
+        '  <xs:complexType name="R"><xs:sequence/></xs:complexType>\n</xs:schema>\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SchemaRegistryError) as info:
+        SchemaRegistry.load([catalog])
+    detail = info.value.detail
+    assert detail.startswith(
+        f"{catalog / 'sub' / 'part.xsd'}:3: schemaLocation https://example.org/basis.xsd is "
+        "not in any catalog (schema set t): add it under `urls:` in "
+        f"{catalog / 'catalog.yaml'}"
+    ), detail

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -248,12 +251,75 @@ def test_shipped_rule_violation_maps_to_id_xpath_and_line(registry: SchemaRegist
     )
 
 
-def test_rules_run_only_on_schema_valid_messages(registry: SchemaRegistry) -> None:
+def test_rules_run_on_schema_invalid_messages_too(registry: SchemaRegistry) -> None:
     body = sample("hundesteuer/invalid/rule-violation.xml").replace(b">70197<", b">7019<")
     tree = parse_untrusted(body)
-    with pytest.raises(InvalidMessage, match="schema violation") as info:
-        registry.identify(tree.getroot()).validate(tree)
-    assert [e.message for e in info.value.errors if e.message.startswith("[")] == []
+    with pytest.raises(
+        InvalidMessage, match="1 schema violation and 1 business-rule violation"
+    ) as info:
+        registry.identify(tree.getroot()).validate(tree, body)
+    report = info.value.report
+    assert report is not None and not report.accepted
+    assert [(s.name, s.outcome) for s in report.steps] == [
+        ("well-formedness", "passed"),
+        ("xsd", "failed"),
+        ("schematron:hundesteuer.sch", "failed"),
+    ]
+    assert [(f.step, f.code, f.line) for f in report.findings] == [
+        ("xsd", "SCHEMAV_CVC_PATTERN_VALID", 44),
+        ("schematron:hundesteuer.sch", "sch-hs-001", 67),
+    ]
+    assert report.sha256 == hashlib.sha256(body).hexdigest()
+    assert [e.message[:12] for e in info.value.errors] == [
+        report.findings[0].message[:12],
+        "[sch-hs-001]",
+    ]
+
+
+def test_a_rule_set_that_cannot_run_on_a_schema_invalid_tree_is_skipped_with_the_cause(
+    registry: SchemaRegistry,
+) -> None:
+    # sch-hs-001 casts the dog's birth date with xs:date(): Saxon fails on "gestern".
+    body = sample("hundesteuer/valid/anmeldung-stuttgart.xml")
+    start = body.index(b"<hs:geburtsdatum>") + len(b"<hs:geburtsdatum>")
+    body = body[:start] + b"gestern" + body[body.index(b"<", start) :]
+    tree = parse_untrusted(body)
+    with pytest.raises(InvalidMessage, match="1 schema violation against") as info:
+        registry.identify(tree.getroot()).validate(tree, body)
+    report = info.value.report
+    assert report is not None
+    step = report.steps[-1]
+    assert step.outcome == "skipped" and step.reason is not None
+    assert step.reason.startswith("cannot run on this schema-invalid document: Schematron")
+    assert 'Invalid date "gestern"' in step.reason
+
+
+def test_report_travels_pickled_and_small(registry: SchemaRegistry) -> None:
+    body = sample("hundesteuer/invalid/rule-violation.xml")
+    tree = parse_untrusted(body)
+    with pytest.raises(InvalidMessage) as info:
+        registry.identify(tree.getroot()).validate(tree, body)
+    frame = pickle.dumps(info.value, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(frame) < 2000
+    again = pickle.loads(frame)
+    assert again.report == info.value.report and again.errors == info.value.errors
+
+
+def test_severity_override_turns_an_error_into_a_warning(tmp_path: Path) -> None:
+    shutil.copytree(SHIPPED_SCHEMAS, tmp_path / "s", symlinks=False)
+    catalog = tmp_path / "s" / "catalog.yaml"
+    text = catalog.read_text(encoding="utf-8").replace(
+        "schematron: [hundesteuer/hundesteuer.sch]",
+        "schematron: [hundesteuer/hundesteuer.sch]\n    severity: {sch-hs-001: warning}",
+    )
+    catalog.write_text(text, encoding="utf-8")
+    registry = SchemaRegistry.load([tmp_path / "s"])
+    body = sample("hundesteuer/invalid/rule-violation.xml")
+    tree = parse_untrusted(body)
+    report = registry.identify(tree.getroot()).validate(tree, body)
+    assert report.accepted
+    ((severity, code),) = [(f.severity, f.code) for f in report.findings]
+    assert (severity, code) == ("warning", "sch-hs-001")
 
 
 def test_listenhund_without_chip_breaks_its_rule(registry: SchemaRegistry) -> None:
@@ -372,6 +438,24 @@ def test_xbau_leser_kennung_outside_dvdv_format_breaks_sch_xbau_001(
         ].sourceline
         == 13
     )
+
+
+def test_xbau_schema_invalid_message_also_reports_sch_xbau_001(xbau_rules_catalog: Path) -> None:
+    # A dateTime that is none and a leser kennung that breaks sch-xbau-001: the report has
+    # both, each with its code.
+    body = xbau_body().replace(b"<kennung>ags:08116049</kennung>", b"<kennung>ags:abc</kennung>")
+    start = body.index(b"<erstellungszeitpunkt>") + len(b"<erstellungszeitpunkt>")
+    body = body[:start] + b"gestern" + body[body.index(b"</erstellungszeitpunkt>") :]
+    tree = parse_untrusted(body)
+    with pytest.raises(InvalidMessage) as info:
+        SchemaRegistry.load([xbau_rules_catalog]).identify(tree.getroot()).validate(tree, body)
+    report = info.value.report
+    assert report is not None
+    assert [(f.step, f.code) for f in report.findings] == [
+        ("xsd", "SCHEMAV_CVC_DATATYPE_VALID_1_2_1"),
+        ("schematron:xbau-schematron.sch", "sch-xbau-001"),
+    ]
+    assert [s.outcome for s in report.steps] == ["passed", "failed", "failed", "passed"]
 
 
 def test_xbau_empty_element_breaks_sch_xbau_gen_001(xbau_rules_catalog: Path) -> None:

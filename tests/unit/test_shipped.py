@@ -22,7 +22,7 @@ def test_without_a_config_dir_the_settings_read_the_shipped_example(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("XOEV_GATEWAY_CONFIG_DIR", raising=False)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.config_dir is None
     assert settings.config_source == example_config_dir()
     assert settings.municipality_list.is_relative_to(schemas_dir())

@@ -149,7 +149,10 @@ def check_key_strength(key: RSAKey, *, production: bool, name: str) -> None:
 
 def load_jwk_file(path: Path) -> dict[str, Any]:
     """Read a private JWK file; refuse it if group or others may access it (mode 0600)."""
-    mode = path.stat().st_mode & 0o777
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the key file ({exc.strerror})") from exc
     if mode & 0o077:
         raise ConfigError(f"{path}: mode {mode:04o} lets group/others read a private key; use 0600")
     try:

@@ -1,23 +1,31 @@
 """Configuration of the FIT-Connect source: one entry per destination (Zustellpunkt).
 
-Secrets are never values in the file: the OAuth client secret and the callback secret are
-names of environment variables; private keys are JWK files that only the owner may read
-(mode 0600, checked when the keys are loaded).
+It lives in the gateway's configuration directory as ``fit-connect.yaml`` (``load``), is
+checked when the configuration loads (``config check``, start, reload) and reported with
+file and line like the routing files. Secrets are never values in the file: the OAuth client
+secret and the callback secret are names of environment variables (read when the source
+starts); private keys are JWK files that only the owner may read (mode 0600, checked at
+load). Relative key file paths are taken relative to ``fit-connect.yaml``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
 from joserfc.jwk import RSAKey
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError
+from gateway.routing.yaml_lines import line_of
 from gateway.sources.fitconnect import crypto
+
+CONFIG_FILE = "fit-connect.yaml"
 
 
 class DestinationSettings(BaseModel):
@@ -133,3 +141,80 @@ def _env(name: str, destination_id: str) -> str:
     if not value:
         raise ConfigError(f"destination {destination_id}: environment variable {name} is not set")
     return value
+
+
+def load(directory: Path) -> FitConnectSettings | None:
+    """``<directory>/fit-connect.yaml`` validated, with every destination's keys loaded and
+    checked; ``None`` when the file is absent (no FIT-Connect source). Raises ``ConfigError``
+    naming file, line and key of the first problem."""
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(
+            f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: the top level must be a mapping with 'destinations'")
+    _relative_key_paths(raw, path.parent)
+    try:
+        settings = FitConnectSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        errors = exc.errors()
+        for err in errors:
+            if err["type"] == "too_short" and len(errors) > 1:
+                continue  # pydantic's echo of an invalid entry: "tuple of 0 items"
+            loc = tuple(err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{_where(path, text, loc)}: {'.'.join(map(str, loc))}: {msg}")
+        raise ConfigError("; ".join(problems)) from None
+    for index, destination in enumerate(settings.destinations):
+        try:
+            destination.keys()
+        except ConfigError as exc:
+            loc = ("destinations", index)
+            raise ConfigError(
+                f"{_where(path, text, loc)}: destinations.{index}: {exc.detail}"
+            ) from None
+    return settings
+
+
+def fingerprint(settings: FitConnectSettings) -> str:
+    """Settings and key file contents: a reload restarts the source only when this changes
+    (a key rotated in place keeps its path but not its bytes)."""
+    digest = hashlib.sha256(settings.model_dump_json().encode())
+    for destination in settings.destinations:
+        for path in (*destination.decryption_key_files, destination.signing_key_file):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _relative_key_paths(raw: dict[str, object], base: Path) -> None:
+    destinations = raw.get("destinations")
+    if not isinstance(destinations, list):
+        return
+    for entry in destinations:
+        if not isinstance(entry, dict):
+            continue
+        files = entry.get("decryption_key_files")
+        if isinstance(files, list):
+            entry["decryption_key_files"] = [_under(base, f) for f in files]
+        if "signing_key_file" in entry:
+            entry["signing_key_file"] = _under(base, entry["signing_key_file"])
+
+
+def _under(base: Path, value: object) -> object:
+    if isinstance(value, str) and not Path(value).is_absolute():
+        return str(base / value)
+    return value
+
+
+def _where(path: Path, text: str, loc: tuple[str | int, ...]) -> str:
+    line = line_of(text, loc)
+    return f"{path}:{line}" if line else str(path)

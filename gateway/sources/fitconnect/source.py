@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx
@@ -74,6 +75,10 @@ class DestinationWorker:
         self._named: list[str] = []
         self._deferred: set[str] = set()
         self._wake = asyncio.Event()
+        # For /readyz: when the last round went through, and why the last one did not.
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self.failures = 0
 
     def notify(self, submission_ids: Sequence[str]) -> None:
         """A callback named these submissions: fetch them now."""
@@ -89,23 +94,34 @@ class DestinationWorker:
                 await self._sleep(delay)
             try:
                 healthy = await self.round()
+                error = None if healthy else "a submission was deferred (our store or broker)"
             except ApiUnavailable as exc:
                 log.warning(
                     "destination %s: Submission API unavailable: %s",
                     self.subscriber.destination_id,
                     exc,
                 )
-                healthy = False
-            except Exception:
+                healthy, error = False, f"Submission API unavailable: {exc}"
+            except Exception as exc:
                 # A refusal by the API (401/403: credentials, scope) or a bug must not end
                 # the source: log it, back off, try again.
                 log.exception("destination %s: round failed", self.subscriber.destination_id)
-                healthy = False
+                healthy, error = False, f"{type(exc).__name__}: {exc}"
             if healthy:
                 self.backoff.reset()
+                self.last_success, self.failures = time.time(), 0
                 delay = self.interval
             else:
+                self.last_error, self.failures = error, self.failures + 1
                 delay = self.backoff.next_delay()
+
+    def state(self) -> dict[str, object]:
+        return {
+            "last_success": self.last_success,
+            "failures": self.failures,
+            "last_error": self.last_error,
+            "deferred": len(self._deferred),
+        }
 
     async def round(self) -> bool:
         """Named and deferred submissions first, then the pickup list; False if anything was
@@ -170,6 +186,7 @@ class FitConnectSource:
         self.settings = settings
         self._http = http or httpx.AsyncClient(timeout=30.0)
         self._owns_http = http is None
+        self.running = False
         self.workers: dict[str, DestinationWorker] = {}
         self._secrets: dict[str, str | None] = {}
         for destination in settings.destinations:
@@ -191,13 +208,25 @@ class FitConnectSource:
         )
 
     async def run(self) -> None:
+        self.running = True
         try:
             async with asyncio.TaskGroup() as group:
                 for worker in self.workers.values():
                     group.create_task(worker.run())
         finally:
-            if self._owns_http:
-                await self._http.aclose()
+            self.running = False
+            await self.close()
+
+    async def close(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    def state(self) -> dict[str, object]:
+        """Per destination: last successful round, failures since, last error (``/readyz``)."""
+        return {
+            "running": self.running,
+            "destinations": {d: w.state() for d, w in self.workers.items()},
+        }
 
     def handle_callback(
         self, destination_id: str, headers: Mapping[str, str], body: bytes
@@ -206,7 +235,9 @@ class FitConnectSource:
 
         ``headers`` must be case-insensitive (Starlette's are). Raises ``CallbackRejected``
         (401) on a bad or stale HMAC and ``NotFound`` for an unknown destination; in both
-        cases nothing is fetched. Returns the submission ids that will be fetched.
+        cases nothing is fetched. Returns the submission ids that will be fetched: none in a
+        process where the source does not run (``sources=false``); the HMAC is still checked
+        there, and the polling process picks the submissions up.
         """
         worker = self.workers.get(destination_id)
         secret = self._secrets.get(destination_id)
@@ -230,34 +261,47 @@ class FitConnectSource:
         ]
         if not named:  # older services send only the deprecated submissionIds
             named = [str(s) for s in message.get("submissionIds") or []]
+        if not self.running:
+            return []
         worker.notify(named)
         return named
 
+    async def callback(self, request: Request) -> Response:
+        """The callback endpoint's answer (see ``callback_routes``)."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_CALLBACK_BYTES:
+                return _problem(413, "Payload too large", "callback body too large", "about:blank")
+        try:
+            named = self.handle_callback(
+                request.path_params["destination_id"], request.headers, body
+            )
+        except crypto.CallbackRejected as exc:
+            return _problem(401, exc.title, exc.detail, exc.type_uri)
+        except NotFound as exc:
+            return _problem(404, exc.title, exc.detail, exc.type_uri)
+        return JSONResponse({"fetching": named})
+
     def callback_routes(self) -> list[Route]:
-        """Starlette routes for the callback endpoint, for the lead to mount in the API app."""
-
-        async def endpoint(request: Request) -> Response:
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_CALLBACK_BYTES:
-                    return _problem(
-                        413, "Payload too large", "callback body too large", "about:blank"
-                    )
-            try:
-                named = self.handle_callback(
-                    request.path_params["destination_id"], request.headers, body
-                )
-            except crypto.CallbackRejected as exc:
-                return _problem(401, exc.title, exc.detail, exc.type_uri)
-            except NotFound as exc:
-                return _problem(404, exc.title, exc.detail, exc.type_uri)
-            return JSONResponse({"fetching": named})
-
-        return [Route(CALLBACK_PATH, endpoint, methods=["POST"])]
+        return callback_routes(lambda: self)
 
     def callback_app(self) -> Starlette:
         return Starlette(routes=self.callback_routes())
+
+
+def callback_routes(current: Callable[[], FitConnectSource | None]) -> list[Route]:
+    """``POST /fit-connect/callbacks/{destination_id}``, answered by whichever source is
+    ``current()`` (a reload that changes ``fit-connect.yaml`` replaces the source); 404
+    without one. Not behind the sender bearer auth: each callback carries its own HMAC."""
+
+    async def endpoint(request: Request) -> Response:
+        source = current()
+        if source is None:
+            return _problem(404, "Not Found", "no FIT-Connect source configured", "about:blank")
+        return await source.callback(request)
+
+    return [Route(CALLBACK_PATH, endpoint, methods=["POST"])]
 
 
 def _problem(status: int, title: str, detail: str, type_uri: str) -> Response:

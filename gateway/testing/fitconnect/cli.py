@@ -1,4 +1,4 @@
-"""``xoev-gateway fit-connect-emulator serve|send`` (the lead registers ``emulator_cli``)."""
+"""``xoev-gateway fit-connect-emulator serve|send`` (registered by ``gateway.cli``)."""
 
 from __future__ import annotations
 

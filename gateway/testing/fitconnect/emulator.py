@@ -9,8 +9,11 @@ an invalid state transition).
 
 Fault injection (also over HTTP under ``/_emulator/``, for the CLI):
 ``emulator.faults.fail("get-submission", status=503, times=2)`` answers the named operations
-(the OpenAPI ``operationId``) with that status; ``emulator.tamper_tags(submission_id)`` makes
-the next ``submit-submission`` SET carry a wrong authentication tag for the metadata.
+(the OpenAPI ``operationId``) with that status; ``emulator.faults.hang("send-case-event")``
+leaves its requests unanswered until the client gives up or the fault is cleared, then
+answers 503 without effect (a gateway killed mid-request);
+``emulator.tamper_tags(submission_id)`` makes the next ``submit-submission`` SET carry a
+wrong authentication tag for the metadata.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ VERSION = {"major": 1, "minor": 1, "patch": 3}
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+HANG = 0  # a planned "status" that means: never answer (see ``Faults.hang``)
+
+
 class Faults:
     """Answers chosen operations with an error status, ``times`` times (None: until cleared)."""
 
@@ -65,6 +71,15 @@ class Faults:
     def fail(self, operation: str, *, status: int = 503, times: int | None = None) -> None:
         with self._lock:
             self._plan[operation] = (status, times)
+
+    def hang(self, operation: str) -> None:
+        """Requests to ``operation`` wait unanswered until the client disconnects or the
+        fault is cleared, and then change nothing (answered 503)."""
+        self.fail(operation, status=HANG)
+
+    def active(self, operation: str) -> bool:
+        with self._lock:
+            return operation in self._plan
 
     def clear(self) -> None:
         with self._lock:
@@ -239,6 +254,12 @@ class Emulator:
             async def endpoint(request: Request) -> Response:
                 self.requests.append((request.method, request.url.path))
                 status = self.faults.take(op)
+                if status == HANG:
+                    # The body stays unread: this request never takes effect. Polled: one of
+                    # the two conditions is the client's socket, no event to wait on.
+                    while self.faults.active(op) and not await request.is_disconnected():  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+                    status = 503
                 if status is not None:
                     return _problem(
                         status, "Injected fault", f"{op} answers {status} (fault injection)"
@@ -647,6 +668,9 @@ class Emulator:
             self.faults.clear()
             return Response(status_code=204)
         body = await _json_body(request)
+        if body.get("hang"):
+            self.faults.hang(str(body["operation"]))
+            return Response(status_code=204)
         self.faults.fail(
             str(body["operation"]), status=int(body.get("status", 503)), times=body.get("times")
         )
