@@ -24,7 +24,7 @@ FIT = Source("fit-connect", {"submission_id": "s-1"})
 async def test_transport_identities_have_grants_and_no_token(tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(REPO / "deploy" / "config", config)
-    (config / "fit-connect.yaml").write_text(
+    (config / "fit-connect-senders.yaml").write_text(
         "senders:\n  'fit-connect:dest-muenchen':\n    services: ['*']\n    regions: ['09162']\n"
     )
     settings = Settings(data_dir=tmp_path / "data", config_dir=config, intake_processes=0)
