@@ -1,4 +1,4 @@
-"""Migration 0003_access on a database that already holds submissions: the UUID becomes
+"""Migration 0006_access on a database that already holds submissions: the UUID becomes
 unique per sender (an unnamed constraint on SQLite, a named one on PostgreSQL), nothing
 stored is lost, and the audit log table appears."""
 

@@ -1,7 +1,7 @@
 """access: nachrichtenUUID unique per sender; the audit log
 
-Revision ID: 0003_access
-Revises: 0005_retention (chained after the migrations main has)
+Revision ID: 0006_access
+Revises: 0005_retention
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_access"
+revision = "0006_access"
 down_revision = "0005_retention"
 branch_labels = None
 depends_on = None
