@@ -57,6 +57,14 @@ def register(app: typer.Typer) -> None:
     app.command()(relay)
 
 
+Demo = Annotated[
+    bool,
+    typer.Option(
+        "--demo", help="Accept the public demo tokens of the example configuration (demo mode)."
+    ),
+]
+
+
 def serve(
     config: ConfigDir = None,
     host: Host = None,
@@ -66,6 +74,7 @@ def serve(
     tls_client_ca: TlsClientCa = None,
     sources: Sources = None,
     schemas: SchemaDirs = None,
+    demo: Demo = False,
 ) -> None:
     """Run the API, the inbound sources and a worker in one process (the embedded default)."""
     _run_server(
@@ -76,6 +85,7 @@ def serve(
         sources,
         run_worker=True,
         schemas=schemas,
+        demo=demo,
     )
 
 
@@ -88,6 +98,7 @@ def api(
     tls_client_ca: TlsClientCa = None,
     sources: Sources = None,
     schemas: SchemaDirs = None,
+    demo: Demo = False,
 ) -> None:
     """Run only the API and the inbound sources (scale it out; run workers separately)."""
     _run_server(
@@ -98,6 +109,7 @@ def api(
         sources,
         run_worker=False,
         schemas=schemas,
+        demo=demo,
     )
 
 
@@ -120,6 +132,7 @@ def _run_server(
     *,
     run_worker: bool,
     schemas: list[Path] | None = None,
+    demo: bool = False,
 ) -> None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -129,6 +142,7 @@ def _run_server(
     settings = settings_for(config, schemas)
     settings.host = host or settings.host
     settings.port = port or settings.port
+    settings.demo = settings.demo or demo
     limits = ConnectionLimits(
         header_timeout=settings.header_timeout,
         max_header_bytes=settings.max_header_bytes,
@@ -147,15 +161,16 @@ def _run_server(
     protocol = base if isinstance(base, type) else HttpToolsProtocol
     options["http"] = guarded_protocol(limits, protocol)
     options["timeout_keep_alive"] = settings.keep_alive_timeout
+    app = create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap)
     try:
-        uvicorn.run(
-            create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
-            host=settings.host,
-            port=settings.port,
-            **options,
-        )
+        uvicorn.run(app, host=settings.host, port=settings.port, **options)
     except GatewayError as exc:
         raise fail(exc) from None
+    except SystemExit:
+        startup_error = getattr(app.state, "startup_error", None)
+        if isinstance(startup_error, GatewayError):
+            raise fail(startup_error) from None
+        raise
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:
@@ -217,7 +232,5 @@ def _run_until_signal(
 
 
 def _reload(runtime: Runtime) -> None:
-    try:
-        runtime.reload_config()
-    except GatewayError as exc:
-        typer.echo(f"config reload refused, previous config stays active: {exc.detail}", err=True)
+    if not runtime.reload_or_keep():  # logged and audited there
+        typer.echo("config reload refused, previous config stays active", err=True)

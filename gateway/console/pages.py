@@ -8,6 +8,7 @@ checks the session's CSRF token first (``session.py``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -38,8 +39,10 @@ from gateway.console.session import (
 from gateway.errors import ConfigError, CsrfRefused, GatewayError, NotFound, SchemaRegistryError
 from gateway.intake.field_catalog import FieldCatalog, field_catalog
 from gateway.municipality import level_of
+from gateway.routing.access import Admin
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
+from gateway.store.audit import AuditOutcome
 from gateway.store.browse import Browser, Cursor, SubmissionFilter
 from gateway.store.states import DeliveryState
 
@@ -168,6 +171,21 @@ class Console:
 
         return endpoint
 
+    async def audit(
+        self,
+        request: Request,
+        actor: str,
+        action: str,
+        target: str | None,
+        outcome: AuditOutcome = AuditOutcome.OK,
+        **detail: Any,
+    ) -> None:
+        """Into the audit log like the admin API's actions (same action names), marked as
+        done through the console; recorded after the action, with its outcome."""
+        await _runtime(request).audit.record(
+            actor, action, target, outcome, {"via": "console", **detail}
+        )
+
     # -- login ------------------------------------------------------------------------
 
     async def login_form(self, request: Request, error: str | None = None) -> Response:
@@ -200,9 +218,22 @@ class Console:
         if not same_token(_text(form, "csrf"), expected):
             refused = CsrfRefused("the login form did not carry its CSRF token; load it again")
             return self.render(request, "error.html", 403, error=refused)
-        admin = authenticate_admin(_runtime(request).config, _text(form, "token").strip())
+        config = _runtime(request).config
+        token = _text(form, "token").strip()
+        admin = authenticate_admin(config, token)
         if admin is None:
+            principal = config.authenticate(token) if token else None
+            if principal is not None:  # a sender's token: known, refused, audited
+                await self.audit(
+                    request,
+                    f"sender:{principal.name}",
+                    "console.login",
+                    None,
+                    AuditOutcome.REFUSED,
+                    reason="sender credentials on the admin console",
+                )
             return await self.login_form(request, "This token is not an admin token.")
+        await self.audit(request, admin.actor, "console.login", None)
         _session, cookie = self.signer.new_session(admin.name)
         response = RedirectResponse(_safe_next(_text(form, "next")), status_code=303)
         response.set_cookie(
@@ -217,7 +248,8 @@ class Console:
         response.delete_cookie(LOGIN_COOKIE, path="/admin")
         return response
 
-    async def logout(self, request: Request, _session: Session) -> Response:
+    async def logout(self, request: Request, session: Session) -> Response:
+        await self.audit(request, _actor(session), "console.logout", None)
         response = RedirectResponse("/admin/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/admin")
         return response
@@ -267,11 +299,12 @@ class Console:
             names=runtime.directory.names,
         )
 
-    async def submission(self, request: Request, _session: Session) -> Response:
+    async def submission(self, request: Request, session: Session) -> Response:
         runtime = _runtime(request)
         submission_id = request.path_params["submission_id"]
         view = await runtime.store.submission(submission_id)
         xml = await Browser(runtime.db).raw_xml(submission_id)
+        await self.audit(request, _actor(session), "submission.read", submission_id)
         return self.render(
             request,
             "submission.html",
@@ -280,11 +313,12 @@ class Console:
             name=runtime.directory.names.get(view.municipality, ""),
         )
 
-    async def submission_xml(self, request: Request, _session: Session) -> Response:
+    async def submission_xml(self, request: Request, session: Session) -> Response:
         submission_id = request.path_params["submission_id"]
         xml = await Browser(_runtime(request).db).raw_xml(submission_id)
         if xml is None:
             raise NotFound(f"the payload of submission {submission_id} was erased")
+        await self.audit(request, _actor(session), "submission.read", submission_id, xml=True)
         # As a download, never rendered: the XML is a sender's, not ours.
         return Response(
             xml,
@@ -298,9 +332,10 @@ class Console:
 
     # -- dead letters -----------------------------------------------------------------
 
-    async def dead_letters(self, request: Request, _session: Session) -> Response:
+    async def dead_letters(self, request: Request, session: Session) -> Response:
         runtime = _runtime(request)
         letters = await runtime.broker.dead_letters()
+        await self.audit(request, _actor(session), "dead-letters.list", None, count=len(letters))
         context = await Browser(runtime.db).dead_context([d.item.delivery_id for d in letters])
         by_destination: dict[str, list[dict[str, Any]]] = {}
         for letter in letters:
@@ -314,7 +349,7 @@ class Console:
             replayed=request.query_params.get("replayed"),
         )
 
-    async def dead_letter(self, request: Request, _session: Session) -> Response:
+    async def dead_letter(self, request: Request, session: Session) -> Response:
         runtime = _runtime(request)
         delivery_id = request.path_params["delivery_id"]
         letters = {d.item.delivery_id: d for d in await runtime.broker.dead_letters()}
@@ -324,6 +359,13 @@ class Console:
         if context is None:
             raise NotFound(f"no delivery {delivery_id}")
         view = await runtime.store.submission(context.submission_id)
+        await self.audit(
+            request,
+            _actor(session),
+            "submission.read",
+            context.submission_id,
+            delivery=delivery_id,
+        )
         delivery = next(d for d in view.deliveries if d.id == delivery_id)
         events = [e for e in view.events if e.delivery_id == delivery_id]
         xml = await browser.raw_xml(context.submission_id)
@@ -361,7 +403,7 @@ class Console:
             destination=destination,
         )
 
-    async def replay(self, request: Request, _session: Session) -> Response:
+    async def replay(self, request: Request, session: Session) -> Response:
         runtime = _runtime(request)
         form: FormData = request.state.form
         only = _text(form, "only")
@@ -377,6 +419,14 @@ class Console:
         else:
             ids = [str(v) for v in form.getlist("delivery_id")]
         replayed = await replay_dead(runtime, ids) if ids else []
+        every = _text(form, "action") == "all" and not only
+        await self.audit(
+            request,
+            _actor(session),
+            "dead-letters.replay",
+            f"{destination}:*" if every else ",".join(ids),
+            replayed=replayed,
+        )
         return RedirectResponse(f"/admin/dead-letters?replayed={len(replayed)}", status_code=303)
 
     # -- configuration ----------------------------------------------------------------
@@ -384,7 +434,7 @@ class Console:
     def _config_page(self, request: Request, status: int = 200, **extra: Any) -> HTMLResponse:
         runtime = _runtime(request)
         config = runtime.config
-        senders = [config.sender(name) for name in config.sender_names]
+        senders = [config.senders[name] for name in config.sender_names]
         destinations = [
             {
                 "name": d.name,
@@ -405,6 +455,7 @@ class Console:
             config=config,
             senders=senders,
             default_recipients=config.default_recipients,
+            admins=sorted(config.admins),
             destinations=destinations,
             routes=routes,
             route_sources=config.route_sources,
@@ -415,13 +466,26 @@ class Console:
     async def config(self, request: Request, _session: Session) -> Response:
         return self._config_page(request)
 
-    async def reload(self, request: Request, _session: Session) -> Response:
+    async def reload(self, request: Request, session: Session) -> Response:
         runtime = _runtime(request)
+        previous = runtime.config.version
         try:
             config = runtime.reload_config()
             await runtime.schemas_reloaded()
         except (ConfigError, SchemaRegistryError) as exc:
+            await self.audit(
+                request,
+                _actor(session),
+                "config.reload",
+                None,
+                AuditOutcome.FAILED,
+                previous_version=previous,
+                error=exc.detail,
+            )
             return self._config_page(request, 422, refused=exc.detail)
+        await self.audit(
+            request, _actor(session), "config.reload", config.version, previous_version=previous
+        )
         return self._config_page(request, reloaded=config.version)
 
     async def explain(self, request: Request, _session: Session) -> Response:
@@ -446,7 +510,7 @@ class Console:
             services=sorted({m for s in runtime.registry.sets for m in s.messages}),
         )
 
-    async def preview(self, request: Request, _session: Session) -> Response:
+    async def preview(self, request: Request, session: Session) -> Response:
         runtime = _runtime(request)
         shown = problem = None
         xml = municipality = ""
@@ -477,6 +541,15 @@ class Console:
                     )
                 except GatewayError as exc:
                     problem, status = f"{exc.title}: {exc.detail}", exc.status
+                await self.audit(
+                    request,
+                    _actor(session),
+                    "mapping.preview",
+                    municipality or None,
+                    AuditOutcome.OK if problem is None else AuditOutcome.FAILED,
+                    bytes=len(body),
+                    sha256=hashlib.sha256(body).hexdigest(),
+                )
         return self.render(
             request,
             "preview.html",
@@ -486,6 +559,13 @@ class Console:
             xml=xml,
             municipality=municipality,
         )
+
+    async def audit_log(self, request: Request, session: Session) -> Response:
+        q = request.query_params
+        actor, action = q.get("actor") or None, q.get("action") or None
+        entries = await _runtime(request).audit.entries(limit=200, actor=actor, action=action)
+        await self.audit(request, _actor(session), "audit.read", None)
+        return self.render(request, "audit.html", entries=entries, q=q)
 
     # -- schemas and health -----------------------------------------------------------
 
@@ -536,6 +616,10 @@ class Console:
         )
 
 
+def _actor(session: Session) -> str:
+    return Admin(session.admin).actor
+
+
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -579,6 +663,7 @@ def install(app: Starlette, settings: Settings) -> None:
         Route("/schemas", page(console.schemas)),
         Route("/schemas/{message_type}", page(console.fields)),
         Route("/health", page(console.health)),
+        Route("/audit", page(console.audit_log)),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
     app.router.routes.append(Mount("/admin", routes=routes))

@@ -17,7 +17,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from gateway.routing.config import GatewayConfig, Sender
+from gateway.routing.access import Admin
+from gateway.routing.config import GatewayConfig
 
 SESSION_COOKIE = "xg_console"
 LOGIN_COOKIE = "xg_console_login"
@@ -25,20 +26,16 @@ LOGIN_COOKIE = "xg_console_login"
 LOGIN_FORM_SECONDS = 600.0
 
 
-def authenticate_admin(config: GatewayConfig, token: str) -> Sender | None:
-    """The admin a console login token stands for, or None.
-
-    The one place that decides who is an administrator of the console: today a sender of
-    the configuration with ``role: admin``; separate admin credentials replace this body.
-    """
-    sender = config.authenticate(token)
-    return sender if sender is not None and sender.role == "admin" else None
+def authenticate_admin(config: GatewayConfig, token: str) -> Admin | None:
+    """The admin a console login token stands for, or None: the one place that decides
+    who may use the console (the ``admins:`` of the configuration; sender tokens never)."""
+    principal = config.authenticate(token)
+    return principal if isinstance(principal, Admin) else None
 
 
 def admin_still_valid(config: GatewayConfig, name: str) -> bool:
     """A session outlives no change of the configuration that removes its admin."""
-    sender = config.sender(name)
-    return sender is not None and sender.role == "admin"
+    return name in config.admins
 
 
 @dataclass(frozen=True)

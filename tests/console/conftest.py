@@ -10,6 +10,7 @@ with apt when it is missing; without it these tests fail and say so.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,9 +56,19 @@ class Console:
         return self.gateway.url
 
 
+NORD_TOKEN = "console-test-nord-7f3a9c"
+NORD = {"Authorization": f"Bearer {NORD_TOKEN}", "Content-Type": "application/xml"}
+
+
 def destinations(hamburg: Path, bremen: Path) -> str:
-    """Hamburg's and Bremen's tax offices, each a file drop into the given directory."""
+    """Hamburg's and Bremen's tax offices, each a file drop into the given directory, and
+    a sender that may send there (the example's efa-portal may not)."""
     return (
+        "senders:\n"
+        "  nord-portal:\n"
+        f"    token_sha256: {hashlib.sha256(NORD_TOKEN.encode()).hexdigest()}\n"
+        "    services: ['*']\n"
+        "    regions: ['02', '04']\n"
         "destinations:\n"
         "  hamburg-steuer:\n"
         "    adapter: filedrop\n"

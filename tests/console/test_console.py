@@ -16,7 +16,7 @@ from tests.conftest import DEMO_ADMIN_TOKEN, DEMO_SENDER_TOKEN
 from tests.console.conftest import (
     ATTACHMENT,
     CONSOLE_SECRET,
-    XML,
+    NORD,
     Console,
     destinations,
     log_in,
@@ -34,7 +34,7 @@ def hamburg_submission(console: Console, ags: str = "02000000") -> str:
         b"ags:08111000", f"ags:{ags}".encode()
     )
     with httpx.Client(base_url=console.url, timeout=30) as client:
-        answer = client.post("/v1/submissions", content=body, headers=XML)
+        answer = client.post("/v1/submissions", content=body, headers=NORD)
     assert answer.status_code == 202, answer.text
     submission_id: str = answer.json()["id"]
     return submission_id
@@ -339,6 +339,7 @@ def test_keyboard_reaches_every_control_and_axe_finds_no_serious_violation(
             "/admin/schemas",
             "/admin/schemas/hundesteuer.anmeldung.0101",
             "/admin/health",
+            "/admin/audit",
         ]
         for path in paths:
             page.goto(console.url + path)
@@ -359,3 +360,22 @@ def test_keyboard_reaches_every_control_and_axe_finds_no_serious_violation(
         ] == []
     finally:
         context.close()
+
+
+def test_console_actions_are_in_the_audit_log(page: Page, console: Console):
+    log_in(page, console, DEMO_SENDER_TOKEN)  # refused: a sender's token
+    log_in(page, console)
+    page.goto(f"{console.url}/admin/submissions/{console.submissions['koeln']}")
+    page.goto(f"{console.url}/admin/audit")
+    rows = page.get_by_role("row")
+    expect(
+        rows.filter(has_text="sender:efa-portal").filter(has_text="console.login").first
+    ).to_contain_text("refused")
+    read = rows.filter(has_text="submission.read").filter(has_text=console.submissions["koeln"])
+    expect(read.first).to_contain_text("admin:admin")
+    expect(read.first).to_contain_text('"via": "console"')
+    screenshot(page, "audit", full_page=False)
+    page.get_by_label("Action").fill("console.login")
+    page.get_by_role("button", name="Filter").click()
+    actions = page.locator("table tbody tr td:nth-child(3)").all_inner_texts()
+    assert actions and set(actions) == {"console.login"}

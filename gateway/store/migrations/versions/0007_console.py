@@ -1,15 +1,15 @@
 """Indexes for the admin console's submission lists (keyset paging per filter)
 
-Revision ID: 0006_console
-Revises: 0005_retention
+Revision ID: 0007_console
+Revises: 0006_access
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0006_console"
-down_revision = "0005_retention"
+revision = "0007_console"
+down_revision = "0006_access"
 branch_labels = None
 depends_on = None
 
