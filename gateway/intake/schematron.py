@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,11 +148,36 @@ class Schematron:
         return findings
 
 
+_PROCESSOR: Any = None
+_PROCESSOR_LOCK = threading.Lock()
+
+
+def _saxon_processor() -> Any:
+    """The one Saxon processor of the process, created on first use and never freed.
+
+    saxonche calls ``SaxonProcessor::release()`` the first time the number of live
+    ``PySaxonProcessor`` objects drops to zero, and release detaches a GraalVM isolate
+    thread that belongs to another OS thread when it runs anywhere but where the Saxon calls
+    were made. Held by reference cycles, a processor is freed by the cyclic garbage
+    collector on whichever thread it happens to run (an ``asyncio.to_thread`` worker, the
+    SQLite writer, a server thread); there GraalVM finds the stack pointer outside the
+    detached thread's stack, reports "StackOverflowError: Enabling the yellow zone of the
+    stack did not make any stack space available" and calls ``exit(99)``, silently, for the
+    whole process. One processor held for the life of the process keeps that count above
+    zero, so the release can only happen at interpreter exit, on the main thread.
+    """
+    global _PROCESSOR
+    with _PROCESSOR_LOCK:
+        if _PROCESSOR is None:
+            _PROCESSOR = PySaxonProcessor(license=False)
+        return _PROCESSOR
+
+
 class SchematronCompiler:
-    """Holds the one Saxon processor of a registry; compiles rule sets with it."""
+    """Compiles rule sets with the process's one Saxon processor."""
 
     def __init__(self) -> None:
-        self._processor = PySaxonProcessor(license=False)
+        self._processor = _saxon_processor()
 
     def compile(self, path: Path) -> Schematron:
         try:

@@ -486,3 +486,45 @@ def test_a_dynamic_error_in_a_rule_is_a_registry_error_naming_the_file(
             '<sch:assert test="xs:date(.) gt current-date()">m</sch:assert>'
             "</sch:rule></sch:pattern>",
         )
+
+
+# ---------------------------------------------------------------- process lifetime
+
+
+def test_a_registry_freed_on_another_thread_does_not_end_the_process(tmp_path: Path) -> None:
+    # saxonche releases a GraalVM isolate thread when its last processor is freed; freed on
+    # another thread (the garbage collector runs wherever it runs), GraalVM used to exit the
+    # whole process with status 99. In a child process, since that exit takes the caller too.
+    import subprocess
+    import sys
+    import textwrap
+
+    rules = tmp_path / "rules.sch"
+    rules.write_text(
+        HEAD + '<sch:pattern><sch:rule context="o:item">'
+        '<sch:report id="r" test="@qty = 0">none</sch:report></sch:rule></sch:pattern>'
+        "</sch:schema>",
+        encoding="utf-8",
+    )
+    script = textwrap.dedent(
+        f"""
+        import threading
+        from gateway.intake.safe_xml import parse_untrusted
+        from gateway.intake.schematron import SchematronCompiler
+        held = [SchematronCompiler().compile(__import__("pathlib").Path({str(rules)!r}))]
+        assert [f.id for f in held[0].check(parse_untrusted({ORDER!r}))] == ["r"]
+        thread = threading.Thread(target=held.clear)
+        thread.start()
+        thread.join()
+        print("survived", flush=True)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    fatal = [line for line in done.stderr.splitlines() if "Fatal error" in line][:1]
+    assert (done.returncode, done.stdout.strip()) == (0, "survived"), fatal or done.stderr[-2000:]
