@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -37,8 +38,27 @@ from gateway.store.blobs import BlobStore
 from gateway.store.records import DeliveryJob
 from gateway.store.states import DeliveryState
 from gateway.store.store import Attempt, Store
+from gateway.telemetry.logs import fields
+from gateway.telemetry.metrics import ATTEMPT_SECONDS, DELIVERIES
 
 log = logging.getLogger("xoev_gateway.worker")
+
+REASON_CHARS = 500
+"""An adapter's reason is logged up to this long (the store keeps it whole)."""
+
+
+def _ids(job: DeliveryJob, lease: Lease, config_version: str | None = None) -> dict[str, object]:
+    """The fields of a delivery's log lines: ids and configured names, no payload values."""
+    return {
+        "delivery_id": job.delivery_id,
+        "submission_id": job.submission_id,
+        "message_uuid": job.message_uuid,
+        "destination": job.destination,
+        "municipality": job.municipality,
+        "service": job.message_type,
+        "attempt": lease.attempt,
+        "config_version": config_version,
+    }
 
 
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
@@ -260,11 +280,13 @@ class Worker:
             reason = f"destination '{job.destination}' is no longer configured"
             await self.store.record_dead(job, reason)
             await self.broker.dead_letter(lease, reason)
+            self._log_dead(job, lease, config.version, "unconfigured-destination", reason)
             return
         if job.xml is None:
             reason = "the submission's payload was erased before delivery"
             await self.store.record_dead(job, reason)
             await self.broker.dead_letter(lease, reason)
+            self._log_dead(job, lease, config.version, "payload-erased", reason)
             return
         # The attempt is recorded together with its outcome: one write per delivery.
         attempt = Attempt(lease.attempt, config.version)
@@ -273,10 +295,27 @@ class Worker:
         except GatewayError as exc:
             # The stored XML was valid at intake; a mapping that cannot take it will not
             # take it on the next attempt either: dead-letter, replay after fixing the config.
+            # Logged by its problem type only: mapping errors quote the message's values.
             await self._dead(
-                job, lease, attempt, f"mapping (config {config.version}): {exc.detail}"
+                job,
+                lease,
+                attempt,
+                f"mapping (config {config.version}): {exc.detail}",
+                cause=exc.slug,
+                logged_reason=f"the mapping refused the message ({exc.slug})",
             )
             return
+        log.info(
+            "delivery attempt %d to %s",
+            lease.attempt,
+            destination.name,
+            extra=fields(
+                event="delivery.attempt",
+                adapter=destination.adapter,
+                **_ids(job, lease, attempt.config_version),
+            ),
+        )
+        started = time.perf_counter()
         try:
             adapter = self.adapters.get(destination)
             receipt = await asyncio.wait_for(
@@ -284,9 +323,11 @@ class Worker:
                 timeout=destination.timeout_seconds,
             )
         except PermanentDeliveryError as exc:
-            await self._dead(job, lease, attempt, f"permanent: {exc}")
+            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
+            await self._dead(job, lease, attempt, f"permanent: {exc}", cause="permanent")
             return
         except TimeoutError:
+            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._transient(
                 job,
                 lease,
@@ -297,15 +338,28 @@ class Worker:
             )
             return
         except TransientDeliveryError as exc:
+            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._transient(job, lease, attempt, destination, str(exc), exc.retry_after)
             return
         except Exception as exc:  # anything else counts as transient (adapter contract)
+            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._transient(
                 job, lease, attempt, destination, f"{type(exc).__name__}: {exc}", None
             )
             return
+        ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
         await self.store.record_delivered(job, receipt.reference, receipt.message, attempt)
         await self.broker.ack(lease)
+        DELIVERIES.labels(job.destination, "delivered").inc()
+        log.info(
+            "delivered to %s",
+            job.destination,
+            extra=fields(
+                event="delivery.delivered",
+                adapter=destination.adapter,
+                **_ids(job, lease, attempt.config_version),
+            ),
+        )
 
     async def _transient(
         self,
@@ -318,7 +372,11 @@ class Worker:
     ) -> None:
         if lease.attempt >= destination.max_attempts:
             await self._dead(
-                job, lease, attempt, f"gave up after {lease.attempt} attempts: {problem}"
+                job,
+                lease,
+                attempt,
+                f"gave up after {lease.attempt} attempts: {problem}",
+                cause="attempts-exhausted",
             )
             return
         delay = backoff_delay(
@@ -329,10 +387,46 @@ class Worker:
         )
         await self.store.record_retry(job, problem, delay, attempt)
         await self.broker.retry(lease, delay, problem)
+        DELIVERIES.labels(job.destination, "retry").inc()
+        log.warning(
+            "retry scheduled in %.1f s",
+            delay,
+            extra=fields(
+                event="delivery.retry",
+                delay_seconds=round(delay, 3),
+                reason=problem[:REASON_CHARS],
+                **_ids(job, lease, attempt.config_version),
+            ),
+        )
 
-    async def _dead(self, job: DeliveryJob, lease: Lease, attempt: Attempt, reason: str) -> None:
+    async def _dead(
+        self,
+        job: DeliveryJob,
+        lease: Lease,
+        attempt: Attempt,
+        reason: str,
+        *,
+        cause: str,
+        logged_reason: str | None = None,
+    ) -> None:
         await self.store.record_dead(job, reason, attempt)
         await self.broker.dead_letter(lease, reason)
+        self._log_dead(job, lease, attempt.config_version, cause, logged_reason or reason)
+
+    def _log_dead(
+        self, job: DeliveryJob, lease: Lease, config_version: str | None, cause: str, reason: str
+    ) -> None:
+        DELIVERIES.labels(job.destination, "dead").inc()
+        log.error(
+            "dead: %s",
+            cause,
+            extra=fields(
+                event="delivery.dead",
+                cause=cause,
+                reason=reason[:REASON_CHARS],
+                **_ids(job, lease, config_version),
+            ),
+        )
 
     def _payload(self, config: GatewayConfig, job: DeliveryJob) -> Payload | None:
         if (

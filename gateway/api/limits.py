@@ -8,6 +8,7 @@ docs/security.md).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.problems import from_error
 from gateway.errors import RateLimited
 from gateway.routing.policies import RateLimit
+from gateway.telemetry.logs import fields
+from gateway.telemetry.metrics import AUTH_FAILURES
+
+log = logging.getLogger("xoev_gateway.api")
 
 
 @dataclass
@@ -126,6 +131,10 @@ class AuthFailureThrottle:
                 "too many failed authentications from this address; wait before trying again",
                 failures[0] + self.WINDOW - now,
             )
+            log.warning(
+                "authentication throttled",
+                extra=fields(event="auth.throttled", client=address, path=scope.get("path")),
+            )
             await from_error(error)(scope, receive, send)
             return
 
@@ -135,6 +144,17 @@ class AuthFailureThrottle:
                     self._failures.clear()
                 self._failures.setdefault(address, deque(maxlen=self.per_minute)).append(
                     time.monotonic()
+                )
+                AUTH_FAILURES.inc()
+                # Never the credentials: which request failed, from where.
+                log.warning(
+                    "authentication failed",
+                    extra=fields(
+                        event="auth.failed",
+                        client=address,
+                        method=scope.get("method"),
+                        path=scope.get("path"),
+                    ),
                 )
             await send(message)
 
