@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +114,12 @@ def metric_names(text: str) -> set[str]:
     return {key.split("{", 1)[0] for key in samples(text)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("observability")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def serve(workdir: Path) -> Iterator[GatewayProcess]:
     """``serve`` with JSON logs (the default when stderr is no terminal) and the access log."""
     config = write_config(workdir / "config")
@@ -134,3 +136,76 @@ def serve(workdir: Path) -> Iterator[GatewayProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@dataclass
+class Story:
+    delivered: dict[str, Any]
+    dead: dict[str, Any]
+    config_version: str
+    reloaded_version: str
+    log: Path
+    metrics: str
+
+
+def _post(client: httpx.Client, recipient: str) -> httpx.Response:
+    files = [
+        (
+            "message",
+            ("antrag.xml", marked_message(str(uuid.uuid4()), recipient), "application/xml"),
+        ),
+        ("attachment", (ATTACHMENT_NAME, b"%PDF-1.4 contract", "application/pdf")),
+    ]
+    resp = client.post("/v1/submissions", files=files, headers=SENDER)
+    assert resp.status_code == 202, resp.text
+    return resp
+
+
+def _wait_log(log: Path, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"no {text!r} in the log"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def story(serve: GatewayProcess, workdir: Path) -> Story:
+    routes = workdir / "config" / "routes.yaml"
+    with httpx.Client(base_url=serve.url, timeout=30) as client:
+        version = client.get("/readyz").json()["config_version"]
+        delivered = wait_settled(client, _post(client, KOELN).headers["location"])
+        dead = wait_settled(client, _post(client, STUTTGART).headers["location"])
+        invalid = marked_message(
+            str(uuid.uuid4()),
+            KOELN,
+            **{
+                "<xgb:postleitzahl>70197</xgb:postleitzahl>": "<xgb:postleitzahl>Qxplzmarker</xgb:postleitzahl>"
+            },
+        )
+        rejected = client.post("/v1/submissions", content=invalid, headers=XML)
+        assert rejected.status_code == 422, rejected.text
+        assert "Qxplzmarker" in rejected.text  # the sender is told; the log is not
+        refused = client.post(
+            "/v1/submissions",
+            content=invalid,
+            headers={"Authorization": f"Bearer {BAD_TOKEN}", "Content-Type": "application/xml"},
+        )
+        assert refused.status_code == 401
+        replay = client.post("/v1/admin/dead-letters/replay", json={}, headers=ADMIN)
+        assert replay.json()["replayed"] == [dead["deliveries"][0]["id"]]
+        _wait_log(serve.log, '"event": "delivery.replayed"')
+        wait_settled(client, f"/v1/admin/submissions/{dead['id']}")
+        good = routes.read_text()
+        routes.write_text(good + "  - {municipality: '05315000', destinations: [nowhere]}\n")
+        assert client.post("/v1/admin/config/reload", headers=ADMIN).status_code == 422
+        routes.write_text(good + "# reloaded\n")
+        reloaded = client.post("/v1/admin/config/reload", headers=ADMIN)
+        assert reloaded.status_code == 200, reloaded.text
+        erased = client.post(f"/v1/admin/submissions/{delivered['id']}/erase", headers=ADMIN)
+        assert erased.status_code == 200, erased.text
+        time.sleep(5.5)  # past the scrape cache: the gauges show the replayed dead letter
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+    return Story(
+        delivered, dead, version, reloaded.json()["config_version"], serve.log, metrics.text
+    )
