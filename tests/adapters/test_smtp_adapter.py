@@ -32,6 +32,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
+def attachment_content(part: EmailMessage) -> bytes:
+    """An attachment part's content, transfer-decoded (a leaf part: bytes, never a list)."""
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes), f"attachment {part.get_filename()!r} is not a leaf part"
+    return payload
+
+
 @contextmanager
 def smtp_server(directory: Path, pki: Pki, mode: str) -> Iterator[tuple[ServerProcess, Path]]:
     port = free_port()
@@ -83,7 +90,7 @@ class MailboxTarget:
             TargetCase(
                 content=mail.as_string(),
                 attachments={
-                    str(part.get_filename()): part.get_payload(decode=True)
+                    str(part.get_filename()): attachment_content(part)
                     for part in mail.iter_attachments()
                 },
             )
