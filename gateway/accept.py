@@ -26,6 +26,7 @@ from gateway.routing.config import GatewayConfig
 from gateway.store.records import AttachmentRecord, NewDelivery, NewSubmission
 from gateway.store.states import RecipientSource, WorkState
 from gateway.store.store import Store
+from gateway.telemetry import traces
 from gateway.telemetry.logs import fields
 from gateway.telemetry.metrics import INTAKE_SECONDS, SUBMISSIONS_ACCEPTED
 
@@ -110,6 +111,11 @@ class Acceptor:
         )
 
     async def accept(self, incoming: Incoming) -> Accepted:
+        attributes = {"xoev.source": incoming.source.name, "xoev.sender": incoming.sender}
+        with traces.span("submission.accept", attributes):
+            return await self._accept(incoming)
+
+    async def _accept(self, incoming: Incoming) -> Accepted:
         started = time.perf_counter()
         new = await self.prepare(incoming)
         # Ids, names of configured things and the municipality key only: no payload values.
@@ -211,6 +217,7 @@ class Acceptor:
                 if value
             },
             validation=validation,
+            traceparent=traces.traceparent(),
         )
 
     def _recipient(self, incoming: Incoming, examined: Examined) -> tuple[str, str]:

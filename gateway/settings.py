@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     unset). ``serve`` and ``api`` export theirs on the API port."""
     metrics_host: str = "127.0.0.1"
     """Bind address of ``metrics_port`` (``0.0.0.0`` in a container)."""
+    otlp_endpoint: str | None = None
+    """Export traces over OTLP/HTTP to this collector (``http://collector:4318``); needs the
+    ``tracing`` extra. Unset: no traces, and nothing of OpenTelemetry's SDK is loaded."""
     intake_timeout: float = Field(default=30.0, gt=0)
     """How long one message may take to validate before its process is restarted (503)."""
     min_free_bytes: int = Field(default=1024**3, ge=0)

@@ -38,6 +38,7 @@ from gateway.store.blobs import BlobStore
 from gateway.store.records import DeliveryJob
 from gateway.store.states import DeliveryState
 from gateway.store.store import Attempt, Store
+from gateway.telemetry import traces
 from gateway.telemetry.logs import fields
 from gateway.telemetry.metrics import ATTEMPT_SECONDS, DELIVERIES
 
@@ -270,6 +271,21 @@ class Worker:
             log.warning("could not give %s back (%r)", lease.item.delivery_id, exc)
 
     async def process(self, lease: Lease, job: DeliveryJob | None) -> None:
+        if job is None or not traces.enabled():
+            await self._process(lease, job)
+            return
+        # Continues the submission's trace (its accept stored the context: claim check).
+        attributes: dict[str, str | int] = {
+            "xoev.delivery_id": job.delivery_id,
+            "xoev.submission_id": job.submission_id,
+            "xoev.destination": job.destination,
+            "xoev.municipality": job.municipality,
+            "xoev.attempt": lease.attempt,
+        }
+        with traces.span("delivery", attributes, parent=job.traceparent):
+            await self._process(lease, job)
+
+    async def _process(self, lease: Lease, job: DeliveryJob | None) -> None:
         if job is None or job.state != DeliveryState.PENDING:
             # Unknown (e.g. erased) or already settled: a duplicate to absorb.
             await self.broker.ack(lease)
@@ -318,10 +334,11 @@ class Worker:
         started = time.perf_counter()
         try:
             adapter = self.adapters.get(destination)
-            receipt = await asyncio.wait_for(
-                adapter.deliver(self._delivery(job, lease, payload)),
-                timeout=destination.timeout_seconds,
-            )
+            with traces.span("adapter.deliver", {"xoev.adapter": destination.adapter}):
+                receipt = await asyncio.wait_for(
+                    adapter.deliver(self._delivery(job, lease, payload)),
+                    timeout=destination.timeout_seconds,
+                )
         except PermanentDeliveryError as exc:
             ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._dead(job, lease, attempt, f"permanent: {exc}", cause="permanent")

@@ -35,9 +35,16 @@ UVICORN_OPTIONS: dict[str, Any] = {
 log = logging.getLogger("xoev_gateway")
 
 
-def configure_logging(settings: Settings) -> None:
-    """Once per process, before anything logs: level, format (docs/operations.md)."""
+def configure_telemetry(settings: Settings, process: str) -> None:
+    """Once per process, before anything logs: level, format, traces (docs/operations.md)."""
     logs.configure(settings.log_level, settings.log_format)
+    if settings.otlp_endpoint:
+        from gateway.telemetry import traces
+
+        try:
+            traces.configure(f"xoev-gateway-{process}", settings.otlp_endpoint)
+        except traces.TracingUnavailable as exc:
+            raise fail(ConfigError(str(exc))) from None
 
 
 Host = Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")]
@@ -137,7 +144,7 @@ def _run_server(
     from gateway.api.connections import ConnectionLimits, guarded_protocol
 
     settings = settings_for(config, schemas)
-    configure_logging(settings)
+    configure_telemetry(settings, "serve" if run_worker else "api")
     settings.host = host or settings.host
     settings.port = port or settings.port
     limits = ConnectionLimits(
@@ -169,6 +176,10 @@ def _run_server(
         )
     except GatewayError as exc:
         raise fail(exc) from None
+    finally:
+        from gateway.telemetry import traces
+
+        traces.shutdown()
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:
@@ -211,7 +222,7 @@ def _run_until_signal(
     from gateway.telemetry.metrics import serve_metrics
 
     settings = settings_for(config, schemas)
-    configure_logging(settings)
+    configure_telemetry(settings, name)
 
     async def main() -> None:
         runtime = await Runtime.start(
@@ -250,4 +261,9 @@ def _run_until_signal(
             server.close()
         await runtime.stop()
 
-    run_async(main)
+    try:
+        run_async(main)
+    finally:
+        from gateway.telemetry import traces
+
+        traces.shutdown()

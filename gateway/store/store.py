@@ -244,6 +244,7 @@ class Store:
                     "received_at": now,
                     "xml": new.xml,
                     "xml_sha256": new.xml_sha256,
+                    "traceparent": new.traceparent,
                 }
                 for new, _ in batch
             ],
@@ -417,6 +418,7 @@ class Store:
                     submissions.c.municipality,
                     submissions.c.sender,
                     submissions.c.xml,
+                    submissions.c.traceparent,
                 )
                 .join(submissions, submissions.c.id == deliveries.c.submission_id)
                 .where(deliveries.c.id == delivery_id)
@@ -436,6 +438,7 @@ class Store:
             sender=row.sender,
             xml=row.xml,
             attachments=atts,
+            traceparent=row.traceparent,
         )
 
     async def record_delivered(

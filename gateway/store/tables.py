@@ -43,6 +43,9 @@ submissions = Table(
     Column("xml", LargeBinary),
     # When the payload (XML and attachment references) was erased; NULL while kept.
     Column("payload_erased_at", Float),
+    # The accept's W3C trace context: the worker continues the submission's trace from it
+    # (gateway/telemetry/traces.py); NULL when traces are off.
+    Column("traceparent", String(55)),
     Index("ix_submissions_retention", "payload_erased_at", "received_at"),
 )
 
