@@ -131,10 +131,6 @@ class AuthFailureThrottle:
                 "too many failed authentications from this address; wait before trying again",
                 failures[0] + self.WINDOW - now,
             )
-            log.warning(
-                "authentication throttled",
-                extra=fields(event="auth.throttled", client=address, path=scope.get("path")),
-            )
             await from_error(error)(scope, receive, send)
             return
 
@@ -142,9 +138,8 @@ class AuthFailureThrottle:
             if message["type"] == "http.response.start" and message["status"] == 401:
                 if len(self._failures) >= self.MAX_ADDRESSES:
                     self._failures.clear()
-                self._failures.setdefault(address, deque(maxlen=self.per_minute)).append(
-                    time.monotonic()
-                )
+                failed = self._failures.setdefault(address, deque(maxlen=self.per_minute))
+                failed.append(time.monotonic())
                 AUTH_FAILURES.inc()
                 # Never the credentials: which request failed, from where.
                 log.warning(
@@ -156,6 +151,13 @@ class AuthFailureThrottle:
                         path=scope.get("path"),
                     ),
                 )
+                if len(failed) == self.per_minute:
+                    # Once per address and window: the refused requests that follow (429)
+                    # are not logged one by one, so guessing cannot flood the log.
+                    log.warning(
+                        "authentication throttled for a minute",
+                        extra=fields(event="auth.throttled", client=address),
+                    )
             await send(message)
 
         await self.app(scope, receive, watching_send)

@@ -66,3 +66,30 @@ def test_text_format_with_fields_and_exception(capsys: pytest.CaptureFixture[str
     assert " ERROR   xoev_gateway.test: failed  " in first
     assert 'destination="a b" attempt=2' in first
     assert "ValueError: boom" in err
+
+
+async def test_failed_authentications_are_logged_until_throttled_then_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import httpx
+    from starlette.responses import PlainTextResponse
+    from starlette.types import Receive, Scope, Send
+
+    from gateway.api.limits import AuthFailureThrottle
+    from gateway.telemetry.logs import FIELDS
+
+    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("no", status_code=401)(scope, receive, send)
+
+    app = AuthFailureThrottle(refusing, per_minute=2)
+    transport = httpx.ASGITransport(app=app)
+    caplog.set_level(logging.INFO, logger="xoev_gateway.api")
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        statuses = [
+            (await client.get("/v1/x", headers={"Authorization": "Bearer Qxsecret"})).status_code
+            for _ in range(5)
+        ]
+    assert statuses == [401, 401, 429, 429, 429]
+    events = [getattr(r, FIELDS)["event"] for r in caplog.records]
+    assert events == ["auth.failed", "auth.failed", "auth.throttled"]
+    assert "Qxsecret" not in caplog.text
