@@ -335,16 +335,18 @@ class Worker:
         try:
             adapter = self.adapters.get(destination)
             with traces.span("adapter.deliver", {"xoev.adapter": destination.adapter}):
-                receipt = await asyncio.wait_for(
-                    adapter.deliver(self._delivery(job, lease, payload)),
-                    timeout=destination.timeout_seconds,
-                )
+                try:
+                    receipt = await asyncio.wait_for(
+                        adapter.deliver(self._delivery(job, lease, payload)),
+                        timeout=destination.timeout_seconds,
+                    )
+                finally:
+                    elapsed = time.perf_counter() - started
+                    ATTEMPT_SECONDS.labels(destination.adapter).observe(elapsed)
         except PermanentDeliveryError as exc:
-            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._dead(job, lease, attempt, f"permanent: {exc}", cause="permanent")
             return
         except TimeoutError:
-            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._transient(
                 job,
                 lease,
@@ -355,16 +357,13 @@ class Worker:
             )
             return
         except TransientDeliveryError as exc:
-            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._transient(job, lease, attempt, destination, str(exc), exc.retry_after)
             return
         except Exception as exc:  # anything else counts as transient (adapter contract)
-            ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
             await self._transient(
                 job, lease, attempt, destination, f"{type(exc).__name__}: {exc}", None
             )
             return
-        ATTEMPT_SECONDS.labels(destination.adapter).observe(time.perf_counter() - started)
         await self.store.record_delivered(job, receipt.reference, receipt.message, attempt)
         await self.broker.ack(lease)
         DELIVERIES.labels(job.destination, "delivered").inc()
