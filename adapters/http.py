@@ -2,7 +2,9 @@
 
 The body is the mapped payload as JSON (``body: json``, see ``Delivery.document``) or the
 XML as received (``body: xml``). The delivery id goes along as ``Idempotency-Key`` so that
-a redelivery returns the first case instead of opening a second one.
+a redelivery returns the first case instead of opening a second one, and the gateway's
+authenticated sender as ``X-Xoev-Sender`` (who really sent it, whatever the message's
+``autor`` claims).
 
 Outcomes: 2xx delivered (the receipt reference from a JSON pointer into the answer or
 from a header); 5xx, 408, 429 (honouring ``Retry-After``), timeouts and connection errors
@@ -37,6 +39,8 @@ from gateway.sdk import (
 )
 
 log = logging.getLogger("xoev_gateway.adapters.http")
+
+SENDER_HEADER = "X-Xoev-Sender"
 
 
 class NoAuth(AdapterSettings):
@@ -126,7 +130,11 @@ class HttpAdapter(Adapter[HttpSettings]):
 
     async def deliver(self, delivery: Delivery) -> Receipt:
         s = self.settings
-        headers = {**s.headers, "Idempotency-Key": delivery.delivery_id}
+        headers = {
+            **s.headers,
+            "Idempotency-Key": delivery.delivery_id,
+            SENDER_HEADER: delivery.sender,
+        }
         if s.body == "mapped" and delivery.payload_body is not None:
             content = delivery.payload_body
             headers["Content-Type"] = MAPPED_CONTENT_TYPES.get(

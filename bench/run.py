@@ -123,6 +123,7 @@ def scaled(workdir: Path) -> Iterator[ServerProcess]:
         "XOEV_GATEWAY_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
         "XOEV_GATEWAY_AMQP_URL": f"{AMQP_URL}{name}",
         "XOEV_GATEWAY_RABBITMQ_PREFIX": name,
+        "XOEV_GATEWAY_DEMO": "true",  # the example configuration's public demo tokens
     }
     try:
         with (

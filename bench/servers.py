@@ -46,6 +46,7 @@ def embedded(workdir: Path, name: str = "embedded", **env: str) -> ServerProcess
     settings = {
         "XOEV_GATEWAY_DATA_DIR": str(data),
         "XOEV_GATEWAY_CONFIG_DIR": str(gateway_config(workdir)),
+        "XOEV_GATEWAY_DEMO": "true",  # the example configuration's public demo tokens
         **env,
     }
     return http_server(name, ["gateway", "serve"], workdir, settings)

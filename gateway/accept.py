@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.errors import MissingRoutingKey, NoRoute, ZipContentMismatch
+from gateway.errors import MissingRoutingKey, NoRoute, UnknownSender, ZipContentMismatch
 from gateway.intake.pipeline import Examined
 from gateway.intake.processes import Examiner
 from gateway.municipality import MunicipalityDirectory, RecipientResolver
@@ -33,8 +33,16 @@ from gateway.telemetry.metrics import INTAKE_SECONDS, SUBMISSIONS_ACCEPTED
 log = logging.getLogger("xoev_gateway.accept")
 
 # Delivery ids are derived, not random: the same submission and destination always give
-# the same id, which adapters use as idempotency key / file name.
+# the same id, which adapters use as idempotency key / file name. A nachrichtenUUID is
+# unique per sender, so the sender is part of the name: two senders' messages with one
+# UUID get two ids. Ids are computed once, at accept, and stored: deliveries accepted
+# before the sender was part of the name keep theirs (a resubmission finds the stored
+# submission and its deliveries).
 DELIVERY_NAMESPACE = uuid.UUID("6f1d2c3a-8e0b-4f5e-9a77-0c4c1e2b7d10")
+
+
+def delivery_id(sender: str, message_uuid: str, destination: str) -> str:
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{message_uuid}/{destination}/{sender}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +61,9 @@ API = Source("api")
 class Incoming:
     """What a source hands to the accept path.
 
-    ``sender`` is the already authenticated sender's name. ``recipient`` is a kennung
-    (``ags:…``, ``ars:…`` or a configured alias) when the transport itself addresses the
+    ``sender`` is the already authenticated sender's name; ``Acceptor.accept`` checks
+    its grants (services, regions, authors) before anything is stored. ``recipient`` is a
+    kennung (``ags:…``, ``ars:…`` or a configured alias) when the transport itself addresses the
     submission (a FIT-Connect destination, an XTA mailbox); it is taken when the message
     header names no recipient, and failing both the sender's ``default_recipient``.
     ``container`` names the container the attachments came in (``zip``): they must then
@@ -168,6 +177,10 @@ class Acceptor:
         message_uuid = header.key(incoming.sender)
         leika = examined.leika
         services = (header.message_type,) + ((leika,) if leika else ())
+        sender = self.config.senders.get(incoming.sender)
+        if sender is None:
+            raise UnknownSender(f"sender '{incoming.sender}' is not configured")
+        sender.authorize(municipality, services, header.author)
         destinations = self.config.resolve(municipality, services)
         if not destinations:
             name = self.directory.names.get(municipality, "")
@@ -199,7 +212,7 @@ class Acceptor:
             xml=body,
             deliveries=[
                 NewDelivery(
-                    id=str(uuid.uuid5(DELIVERY_NAMESPACE, f"{message_uuid}/{name}")),
+                    id=delivery_id(incoming.sender, message_uuid, name),
                     destination=name,
                     adapter=self.config.destinations[name].adapter,
                 )

@@ -87,6 +87,12 @@ class FitConnectDemo:
             "    poll_interval: 0.5\n",
             encoding="utf-8",
         )
+        # What the destination may deliver (docs/security.md: transport identities).
+        (config_dir / "fit-connect-senders.yaml").write_text(
+            f"senders:\n  'fit-connect:{self.destination_id}':\n"
+            "    services: ['*']\n    regions: ['*']\n",
+            encoding="utf-8",
+        )
 
     def submit(self, database: Path) -> Outcome:
         """Encrypt and submit the sample (with a fresh message UUID: the HTTP run sent it
@@ -181,7 +187,10 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
     config_dir = copy_example_config(workdir / "config")
     console.print("FIT-Connect: local Submission API, generating the destination's keys ...")
     fit = FitConnectDemo(config_dir)
-    settings = Settings(data_dir=workdir / "data", config_dir=config_dir, port=port or free_port())
+    # The demo runs the example configuration with its public tokens: demo mode, explicitly.
+    settings = Settings(
+        data_dir=workdir / "data", config_dir=config_dir, port=port or free_port(), demo=True
+    )
     server = BackgroundServer(settings)
     console.print(f"[bold]xoev-gateway demo[/]: embedded mode at {server.url}, data in {workdir}")
     console.print(f"FIT-Connect Submission API (emulated) at {fit.server.url}")

@@ -24,7 +24,11 @@ Every leaf maps to one RFC 9457 problem ``type`` on the API and one exit code on
     │   ├── InvalidAttachment           422  part without file name, unusable name or type
     │   └── UnacceptableField           422  a value the store cannot hold (length, NUL)
     ├── AuthError                       401
+    │   ├── UnknownSender               401  a sender identity the configuration lacks
     │   └── Forbidden                   403
+    │       ├── NotPermitted            403  the sender's grants do not cover it (``rule``)
+    │       ├── AdminOnly               403  a sender credential on an admin endpoint
+    │       └── NotASender              403  an admin credential on a sender endpoint
     ├── NotFound                        404
     ├── RateLimited                     429  over the sender's limit, or too many failed logins
     ├── Unavailable                     503  durability cannot be guaranteed now
@@ -237,10 +241,41 @@ class AuthError(GatewayError):
     exit_code = 3
 
 
+class UnknownSender(AuthError):
+    """The accept path got a sender the active configuration does not know: removed by a
+    reload after its request authenticated, or a transport identity (``fit-connect:…``)
+    nobody configured. A source leaves such a submission with its transport."""
+
+    slug = "unknown-sender"
+    title = "Sender not configured"
+
+
 class Forbidden(AuthError):
     status = 403
     slug = "forbidden"
     title = "Not allowed"
+
+
+class NotPermitted(Forbidden):
+    """The sender's configured grants do not cover this message; ``rule`` names which
+    (``services``, ``regions`` or ``authors``) and goes into the problem as ``rule``."""
+
+    slug = "not-permitted"
+    title = "The sender may not send this"
+
+    def __init__(self, detail: str, rule: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
+
+
+class AdminOnly(Forbidden):
+    slug = "admin-only"
+    title = "Admin credentials required"
+
+
+class NotASender(Forbidden):
+    slug = "not-a-sender"
+    title = "Admin credentials cannot submit"
 
 
 class NotFound(GatewayError):

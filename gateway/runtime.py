@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.accept import Accepted, Acceptor, Incoming
 from gateway.broker.base import Broker
@@ -19,10 +19,12 @@ from gateway.errors import ConfigError, GatewayError, Unavailable
 from gateway.intake.processes import InProcess, IntakeProcesses, auto_process_count
 from gateway.intake.registry import SchemaRegistry
 from gateway.municipality import MunicipalityDirectory, municipality_list
-from gateway.retention import Audit, Retention, not_audited
+from gateway.retention import AuditEntry as RetentionAuditEntry
+from gateway.retention import Retention
 from gateway.routing.config import GatewayConfig, load_config
 from gateway.settings import Settings
 from gateway.shipped import copy_example_config
+from gateway.store.audit import AuditLog, AuditOutcome
 from gateway.store.blobs import BlobStore, private_dir
 from gateway.store.database import Database
 from gateway.store.disk import below_floor
@@ -39,6 +41,16 @@ if TYPE_CHECKING:
     from gateway.sources.fitconnect.subscriber import Result
 
 log = logging.getLogger("xoev_gateway")
+
+
+def refuse_demo_tokens(settings: Settings, config: GatewayConfig) -> None:
+    """A server that takes requests refuses the public demo tokens unless in demo mode."""
+    if config.demo_credentials and not settings.demo:
+        raise ConfigError(
+            f"{', '.join(config.demo_credentials)} use a public demo token: replace them "
+            "with tokens from 'xoev-gateway token new', or turn demo mode on (--demo or "
+            "XOEV_GATEWAY_DEMO=true) to try the gateway out"
+        )
 
 
 def make_broker(
@@ -96,8 +108,7 @@ class Runtime:
     worker: Worker | None = None
     relay: OutboxRelay | None = None
     on_loaded: Callable[[], None] | None = None
-    audit: Audit = not_audited
-    """Where administrative actions (erase) are recorded. AUDIT HOOK: the audit log."""
+    serve_api: bool = False
     fit_connect: FitConnectSource | None = None
     """The FIT-Connect source when ``fit-connect.yaml`` configures one (API processes only);
     it polls only where ``settings.sources`` is true, but checks callbacks everywhere."""
@@ -110,8 +121,29 @@ class Runtime:
     _retired: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     schema_digest: str = ""
     _schema_reload: asyncio.Task[None] | None = field(default=None, repr=False)
+    audit: AuditLog = field(init=False, repr=False)
+    """Where admin actions are recorded (``gateway.store.audit``)."""
+    _pending_audits: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     scraped: metrics.ScrapedState | None = field(default=None, repr=False)
     """The store's queue gauges, refreshed when ``/metrics`` is scraped."""
+
+    def __post_init__(self) -> None:
+        self.audit = AuditLog(self.db)
+
+    async def audit_hook(self, entry: RetentionAuditEntry) -> None:
+        """The retention module's ``Audit`` hook into the audit log: an erasure, done
+        (``erased``, ``already erased``) or refused (``refused: <why>``)."""
+        refused, _, why = entry.outcome.partition("refused: ")
+        if not refused and why:
+            await self.audit.record(
+                entry.actor, f"submission.{entry.action}", entry.target,
+                AuditOutcome.REFUSED, {"error": why},
+            )  # fmt: skip
+            return
+        await self.audit.record(
+            entry.actor, f"submission.{entry.action}", entry.target, AuditOutcome.OK,
+            {"result": entry.outcome},
+        )  # fmt: skip
 
     async def before_scrape(self) -> None:
         if self.scraped is None:
@@ -166,9 +198,11 @@ class Runtime:
                 settings.config_dir,
             )
         digest = schema_digest(settings.all_schema_dirs)
+        config = load_config(settings.config_source)
+        if serve_api:
+            refuse_demo_tokens(settings, config)
         registry = SchemaRegistry.load(settings.all_schema_dirs)
         directory = MunicipalityDirectory.load(municipality_list(settings))
-        config = load_config(settings.config_source)
         fit_connect = _load_fit_connect(settings) if serve_api else None
         db = Database.open(
             settings.store_url,
@@ -208,6 +242,7 @@ class Runtime:
             acceptor,
             retention,
             on_loaded=on_loaded,
+            serve_api=serve_api,
             schema_digest=digest,
         )
         try:
@@ -338,6 +373,8 @@ class Runtime:
         if self.relay is not None and self._relay_task is not None:
             self.relay.stop()
             await self._relay_task
+        if self._pending_audits:
+            await asyncio.gather(*self._pending_audits)
         await self.broker.close()
         await self.store.close()
         await self.db.close()
@@ -357,6 +394,8 @@ class Runtime:
             if digest != self.schema_digest:
                 registry = SchemaRegistry.load(self.settings.all_schema_dirs)
             config = load_config(self.settings.config_source)
+            if self.serve_api:
+                refuse_demo_tokens(self.settings, config)
             # An imported AGS list (``codelists import``) takes effect with the reload too.
             directory = MunicipalityDirectory.load(municipality_list(self.settings))
             if self._hosts_sources:
@@ -411,12 +450,49 @@ class Runtime:
             log.info("FIT-Connect source restarted with the reloaded settings")
 
     def reload_or_keep(self) -> bool:
-        """Reload for SIGHUP: a refused config is logged and the running one stays active."""
+        """Reload for SIGHUP: a refused config is logged and the running one stays active;
+        either way the reload is audited (actor ``signal:SIGHUP``)."""
+        previous = self.config.version
         try:
-            self.reload_config()
-        except GatewayError:
-            return False  # logged by reload_config
+            config = self.reload_config()
+        except GatewayError as exc:  # logged by reload_config
+            self.audit_later(
+                "signal:SIGHUP",
+                "config.reload",
+                None,
+                AuditOutcome.FAILED,
+                {"previous_version": previous, "error": exc.detail},
+            )
+            return False
+        self.audit_later(
+            "signal:SIGHUP",
+            "config.reload",
+            config.version,
+            AuditOutcome.OK,
+            {"previous_version": previous},
+        )
         return True
+
+    def audit_later(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        outcome: AuditOutcome,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record from synchronous code (a signal handler) on the running loop; a record
+        that fails is logged, since nobody waits for it."""
+
+        async def record() -> None:
+            try:
+                await self.audit.record(actor, action, target, outcome, detail)
+            except GatewayError as exc:
+                log.error("audit record of %s by %s failed: %s", action, actor, exc.detail)
+
+        task = asyncio.get_running_loop().create_task(record())
+        self._pending_audits.add(task)
+        task.add_done_callback(self._pending_audits.discard)
 
     async def accept(self, incoming: Incoming) -> Accepted:
         """The accept path every source calls; always with the active configuration."""

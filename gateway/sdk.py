@@ -242,6 +242,8 @@ class Delivery:
     message_type: str
     municipality: str
     sender: str
+    """The authenticated sender (its configured name) that submitted it: who really sent
+    it, whatever the message's ``autor`` claims. Pass it on to the Fachverfahren."""
     destination: str
     attempt: int
     xml: bytes

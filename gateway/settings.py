@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     relay_in_api: bool = True
     """Run the outbox relay inside every ``api`` process (else run ``xoev-gateway relay``)."""
     relay_batch: int = Field(default=500, ge=1)
+    demo: bool = False
+    """Demo mode: ``serve``/``api`` accept a configuration with the public demo tokens
+    (``demo-sender-token``, ``demo-admin-token``), which they refuse otherwise."""
 
     @property
     def store_url(self) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -20,7 +22,7 @@ from starlette.routing import Route
 
 from gateway.admin.preview import preview
 from gateway.api import submissions
-from gateway.api.auth import admin_of, runtime_of, sender_of
+from gateway.api.auth import admin_of, principal_of, runtime_of
 from gateway.api.body import BodyLimit
 from gateway.api.limits import AuthFailureThrottle, SenderLimits
 from gateway.api.problems import (
@@ -40,9 +42,10 @@ from gateway.errors import (
     PayloadTooLarge,
     SchemaRegistryError,
 )
-from gateway.routing.config import Sender
+from gateway.routing.access import Admin, Principal
 from gateway.runtime import Runtime, replay_dead
 from gateway.settings import Settings
+from gateway.store.audit import AuditOutcome
 
 # FIT-Connect's callbacks (docs/fit-connect.md); the path is the one the operator registers.
 FIT_CONNECT_CALLBACK = "/fit-connect/callbacks/{destination_id}"
@@ -60,6 +63,32 @@ class ReplayRequest(BaseModel):
     delivery_ids: list[str] | None = None
 
 
+@dataclass
+class _Audit:
+    """What an audited admin action fills in while it runs."""
+
+    target: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    outcome: AuditOutcome = AuditOutcome.OK
+
+
+@asynccontextmanager
+async def audited(request: Request, admin: Admin, action: str) -> AsyncIterator[_Audit]:
+    """Record the admin action in the audit log once it ran, with its outcome; an error
+    is recorded as ``failed`` with its detail and raised on."""
+    entry = _Audit()
+    try:
+        yield entry
+    except GatewayError as exc:
+        entry.outcome = AuditOutcome.FAILED
+        entry.detail["error"] = exc.detail
+        raise
+    finally:
+        await runtime_of(request).audit.record(
+            admin.actor, action, entry.target, entry.outcome, entry.detail or None
+        )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -73,9 +102,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(
-            settings, run_worker=run_worker, run_relay=relay, serve_api=True, on_loaded=on_loaded
-        )
+        try:
+            runtime = await Runtime.start(
+                settings,
+                run_worker=run_worker,
+                run_relay=relay,
+                serve_api=True,
+                on_loaded=on_loaded,
+            )
+        except GatewayError as exc:
+            # uvicorn only logs a failed start-up; the command reports the cause and exits
+            # with the error's code (gateway.cli.serve).
+            app.state.startup_error = exc
+            raise
         app.state.runtime = runtime
         loop = asyncio.get_running_loop()
         hup = False
@@ -113,31 +152,39 @@ def create_app(
 
     @app.get("/v1/submissions/{submission_id}")
     async def status(
-        submission_id: str, request: Request, sender: Annotated[Sender, Depends(sender_of)]
+        submission_id: str, request: Request, who: Annotated[Principal, Depends(principal_of)]
     ) -> dict[str, Any]:
+        if isinstance(who, Admin):
+            async with audited(request, who, "submission.read") as entry:
+                entry.target = submission_id
+                view = await runtime_of(request).store.submission(submission_id)
+            return submission_body(view, full=True)
         view = await runtime_of(request).store.submission(submission_id)
-        if view.sender != sender.name and sender.role != "admin":
+        if view.sender != who.name:
             # Same answer as for an unknown id: do not reveal other senders' submissions.
             raise NotFound(f"no submission {submission_id}")
         # Senders see no internals (paths, Fachverfahren errors): gateway/api/views.py.
-        return submission_body(view, full=sender.role == "admin")
+        return submission_body(view, full=False)
 
     @app.get("/v1/admin/submissions/{submission_id}")
     async def admin_status(
-        submission_id: str, request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+        submission_id: str, request: Request, admin: Annotated[Admin, Depends(admin_of)]
     ) -> dict[str, Any]:
         """Everything about a submission: receipts, problems and events in full."""
-        view = await runtime_of(request).store.submission(submission_id)
+        async with audited(request, admin, "submission.read") as entry:
+            entry.target = submission_id
+            view = await runtime_of(request).store.submission(submission_id)
         return submission_body(view, full=True)
 
     @app.post("/v1/admin/submissions/{submission_id}/erase")
     async def erase(
-        submission_id: str, request: Request, admin: Annotated[Sender, Depends(admin_of)]
+        submission_id: str, request: Request, admin: Annotated[Admin, Depends(admin_of)]
     ) -> dict[str, Any]:
         """Erase the submission's payload (XML, attachments) now, e.g. on a GDPR Art. 17
-        request; the evidence (ids, hashes, events) stays, and it is audited."""
+        request; the evidence (ids, hashes, events) stays, and it is audited (by the
+        retention module, refused or done)."""
         runtime = runtime_of(request)
-        erased = await runtime.retention.erase(submission_id, admin.name, runtime.audit)
+        erased = await runtime.retention.erase(submission_id, admin.actor, runtime.audit_hook)
         return {
             "id": erased.submission_id,
             "payload_erased_at": erased.erased_at,
@@ -176,9 +223,11 @@ def create_app(
 
     @app.get("/v1/admin/dead-letters")
     async def dead_letters(
-        request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+        request: Request, admin: Annotated[Admin, Depends(admin_of)]
     ) -> list[dict[str, Any]]:
-        items = await runtime_of(request).broker.dead_letters()
+        async with audited(request, admin, "dead-letters.list") as entry:
+            items = await runtime_of(request).broker.dead_letters()
+            entry.detail["count"] = len(items)
         return [
             {
                 "delivery_id": d.item.delivery_id,
@@ -191,18 +240,26 @@ def create_app(
 
     @app.post("/v1/admin/dead-letters/replay")
     async def replay(
-        body: ReplayRequest, request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+        body: ReplayRequest, request: Request, admin: Annotated[Admin, Depends(admin_of)]
     ) -> dict[str, list[str]]:
-        return {"replayed": await replay_dead(runtime_of(request), body.delivery_ids)}
+        async with audited(request, admin, "dead-letters.replay") as entry:
+            ids = body.delivery_ids
+            entry.target = "*" if ids is None else ",".join(ids)
+            replayed = await replay_dead(runtime_of(request), ids)
+            entry.detail["replayed"] = replayed
+        return {"replayed": replayed}
 
     @app.post("/v1/admin/config/reload", response_model=None)
     async def reload(
-        request: Request, _admin: Annotated[Sender, Depends(admin_of)]
+        request: Request, admin: Annotated[Admin, Depends(admin_of)]
     ) -> dict[str, str] | JSONResponse:
         runtime = runtime_of(request)
         try:
-            config = runtime.reload_config()
-            await runtime.schemas_reloaded()
+            async with audited(request, admin, "config.reload") as entry:
+                entry.detail["previous_version"] = runtime.config.version
+                config = runtime.reload_config()
+                entry.target = config.version
+                await runtime.schemas_reloaded()
         except (ConfigError, SchemaRegistryError) as exc:
             return problem(
                 ConfigError.status,  # a refused catalog is a refused configuration
@@ -224,19 +281,40 @@ def create_app(
     )
     async def mapping_preview(
         request: Request,
-        _admin: Annotated[Sender, Depends(admin_of)],
+        admin: Annotated[Admin, Depends(admin_of)],
         municipality: Annotated[
             str | None, Query(description="AGS or ARS; default: the message's recipient")
         ] = None,
     ) -> dict[str, Any]:
         """What each routed destination's adapter would receive for this message; no delivery."""
         runtime = runtime_of(request)
-        body = await request.body()
-        if len(body) > settings.max_xml_bytes:
-            raise PayloadTooLarge(f"the XML is larger than {settings.max_xml_bytes} bytes")
-        shown = preview(
-            body, runtime.registry, runtime.directory, runtime.config, municipality or None
-        )
+        async with audited(request, admin, "mapping.preview") as entry:
+            body = await request.body()
+            entry.detail.update(bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
+            entry.target = municipality or None
+            if len(body) > settings.max_xml_bytes:
+                raise PayloadTooLarge(f"the XML is larger than {settings.max_xml_bytes} bytes")
+            shown = preview(
+                body, runtime.registry, runtime.directory, runtime.config, municipality or None
+            )
         return shown.to_json()
+
+    @app.get("/v1/admin/audit")
+    async def audit(
+        request: Request,
+        admin: Annotated[Admin, Depends(admin_of)],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: Annotated[float | None, Query(description="Unix time")] = None,
+    ) -> list[dict[str, Any]]:
+        """The audit log, newest first; reading it is recorded too."""
+        log = runtime_of(request).audit
+        async with audited(request, admin, "audit.read"):
+            entries = await log.entries(
+                limit=limit, actor=actor, action=action, target=target, since=since
+            )
+        return [e.to_json() for e in entries]
 
     return app

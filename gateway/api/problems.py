@@ -18,6 +18,7 @@ from gateway.errors import (
     IntakeError,
     InvalidAttachment,
     InvalidMessage,
+    NotPermitted,
     RateLimited,
     UnacceptableField,
     Unavailable,
@@ -54,6 +55,8 @@ def from_error(exc: GatewayError, instance: str | None = None) -> JSONResponse:
         extra["errors"] = [
             {"path": e.path, "line": e.line, "message": e.message} for e in exc.errors
         ]
+    if isinstance(exc, NotPermitted):
+        extra["rule"] = exc.rule
     if isinstance(exc, IntakeError) and exc.report is not None:
         # The full validation report (docs/validation.md); ``errors`` stays for clients
         # that read only that.

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from gateway.cli import (
+    audit,
     codelists,
     config,
     dead_letters,
@@ -21,6 +22,7 @@ from gateway.cli import (
     retention,
     schema,
     serve,
+    token,
     validate,
 )
 from gateway.reference_fachverfahren import cli as reference_fachverfahren
@@ -33,6 +35,8 @@ COMMANDS = (
     mapping,
     schema,
     dead_letters,
+    audit,
+    token,
     retention,
     demo,
     reference_fachverfahren,

@@ -74,11 +74,18 @@ def config_check(config: ConfigDir = None, schemas: SchemaDirs = None) -> None:
         )
     typer.echo(
         f"{settings.config_source}: ok (version {cfg.version}): {len(cfg.sender_names)} senders, "
-        f"{len(cfg.destinations)} destinations, {len(cfg.routes)} routes{fit_connect}"
+        f"{len(cfg.admins)} admins, {len(cfg.destinations)} destinations, "
+        f"{len(cfg.routes)} routes{fit_connect}"
     )
     for schema_set, reader in readers:
         typer.echo(f"schema set {schema_set}: header {reader.name}")
         echo_header(reader.describe())
+    if cfg.demo_credentials:
+        typer.echo(
+            f"warning: {', '.join(cfg.demo_credentials)} use a public demo token; serve and "
+            "api refuse them outside demo mode: replace them ('xoev-gateway token new')",
+            err=True,
+        )
 
 
 @config_app.command("explain")

@@ -37,9 +37,15 @@ async def _runtime(config: Path | None) -> AsyncIterator[Runtime]:
 def dead_list(config: ConfigDir = None) -> None:
     """List dead deliveries with their reason."""
 
+    from gateway.store.audit import cli_actor
+
     async def main() -> None:
         async with _runtime(config) as runtime:
-            for d in await runtime.broker.dead_letters():
+            items = await runtime.broker.dead_letters()
+            await runtime.audit.record(
+                cli_actor(), "dead-letters.list", None, "ok", {"count": len(items)}
+            )
+            for d in items:
                 typer.echo(f"{d.item.delivery_id}\t{d.item.destination}\t{d.attempts}\t{d.reason}")
 
     run_async(main)
@@ -53,11 +59,23 @@ def dead_replay(
     config: ConfigDir = None,
 ) -> None:
     """Make dead deliveries ready again (after the cause is fixed)."""
+    from gateway.errors import GatewayError
     from gateway.runtime import replay_dead
+    from gateway.store.audit import cli_actor
 
     async def main() -> None:
         async with _runtime(config) as runtime:
-            replayed = await replay_dead(runtime, delivery_ids or None)
+            target = ",".join(delivery_ids) if delivery_ids else "*"
+            try:
+                replayed = await replay_dead(runtime, delivery_ids or None)
+            except GatewayError as exc:
+                await runtime.audit.record(
+                    cli_actor(), "dead-letters.replay", target, "failed", {"error": exc.detail}
+                )
+                raise
+            await runtime.audit.record(
+                cli_actor(), "dead-letters.replay", target, "ok", {"replayed": replayed}
+            )
             typer.echo(f"replayed {len(replayed)} deliveries")
 
     run_async(main)

@@ -80,7 +80,7 @@ def erase(
     async def main() -> None:
         async with _runtime(config) as runtime:
             actor = by or f"cli:{getpass.getuser()}"
-            erased = await runtime.retention.erase(submission_id, actor, runtime.audit)
+            erased = await runtime.retention.erase(submission_id, actor, runtime.audit_hook)
         state = "was already erased" if erased.already else "erased"
         typer.echo(f"{erased.submission_id}\t{state} at {_when(erased.erased_at)}")
 

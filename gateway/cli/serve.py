@@ -74,6 +74,14 @@ def register(app: typer.Typer) -> None:
     app.command()(relay)
 
 
+Demo = Annotated[
+    bool,
+    typer.Option(
+        "--demo", help="Accept the public demo tokens of the example configuration (demo mode)."
+    ),
+]
+
+
 def serve(
     config: ConfigDir = None,
     host: Host = None,
@@ -83,6 +91,7 @@ def serve(
     tls_client_ca: TlsClientCa = None,
     sources: Sources = None,
     schemas: SchemaDirs = None,
+    demo: Demo = False,
 ) -> None:
     """Run the API, the inbound sources and a worker in one process (the embedded default)."""
     _run_server(
@@ -93,6 +102,7 @@ def serve(
         sources,
         run_worker=True,
         schemas=schemas,
+        demo=demo,
     )
 
 
@@ -105,6 +115,7 @@ def api(
     tls_client_ca: TlsClientCa = None,
     sources: Sources = None,
     schemas: SchemaDirs = None,
+    demo: Demo = False,
 ) -> None:
     """Run only the API and the inbound sources (scale it out; run workers separately)."""
     _run_server(
@@ -115,6 +126,7 @@ def api(
         sources,
         run_worker=False,
         schemas=schemas,
+        demo=demo,
     )
 
 
@@ -137,6 +149,7 @@ def _run_server(
     *,
     run_worker: bool,
     schemas: list[Path] | None = None,
+    demo: bool = False,
 ) -> None:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -147,6 +160,7 @@ def _run_server(
     configure_telemetry(settings, "serve" if run_worker else "api")
     settings.host = host or settings.host
     settings.port = port or settings.port
+    settings.demo = settings.demo or demo
     limits = ConnectionLimits(
         header_timeout=settings.header_timeout,
         max_header_bytes=settings.max_header_bytes,
@@ -167,15 +181,16 @@ def _run_server(
     options["timeout_keep_alive"] = settings.keep_alive_timeout
     options["access_log"] = settings.access_log
     options["log_level"] = settings.log_level.lower()
+    app = create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap)
     try:
-        uvicorn.run(
-            create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap),
-            host=settings.host,
-            port=settings.port,
-            **options,
-        )
+        uvicorn.run(app, host=settings.host, port=settings.port, **options)
     except GatewayError as exc:
         raise fail(exc) from None
+    except SystemExit:
+        startup_error = getattr(app.state, "startup_error", None)
+        if isinstance(startup_error, GatewayError):
+            raise fail(startup_error) from None
+        raise
     finally:
         from gateway.telemetry import traces
 
@@ -252,7 +267,7 @@ def _run_until_signal(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        # A refused config is logged by the runtime; the running one stays active.
+        # A refused config is logged (and audited) by the runtime; the running one stays.
         loop.add_signal_handler(signal.SIGHUP, runtime.reload_or_keep)
         log.info("%s running", name, extra=logs.fields(process=name))
         await stop.wait()

@@ -64,6 +64,8 @@ class Case(BaseModel):
     auth: str | None
     """How the request authenticated (scheme and user or client), never the secret."""
     body: str
+    sender: str | None = None
+    """The gateway's authenticated sender, from the ``X-Xoev-Sender`` header (REST)."""
 
 
 class FailRequest(BaseModel):
@@ -99,6 +101,7 @@ class CaseBook:
         content_type: str,
         body: str,
         auth: str | None,
+        sender: str | None = None,
     ) -> tuple[Case, bool]:
         if key is not None and key in self._by_key:
             self.repeats += 1
@@ -112,6 +115,7 @@ class CaseBook:
             received_at=datetime.now(UTC).isoformat(),
             auth=auth,
             body=body,
+            sender=sender,
         )
         self._remember(case)
         self._save()
@@ -251,7 +255,12 @@ def create_app(config: ReferenceConfig | None = None) -> FastAPI:
             except ValueError:
                 return JSONResponse({"error": "body is not JSON"}, status_code=400)
         case, created = book.add(
-            request.headers.get("idempotency-key"), "rest", content_type, body, principal
+            request.headers.get("idempotency-key"),
+            "rest",
+            content_type,
+            body,
+            principal,
+            request.headers.get("x-xoev-sender"),
         )
         return JSONResponse(
             {"case_number": case.case_number},

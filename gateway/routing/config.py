@@ -3,9 +3,19 @@
 A configuration directory holds any number of ``*.yaml`` files, each with any of these
 sections; names must be unique across files::
 
-    senders:            # who may submit; tokens are stored as SHA-256, never in clear
-      efa-hundesteuer: {token_sha256: "<hex>", role: sender}
-      efa-fundsachen: {token_sha256: "<hex>", default_recipient: "ags:08111000"}
+    senders:            # who may submit what for whom; tokens as SHA-256, never in clear
+      efa-hundesteuer:
+        token_sha256: "<hex>"              # xoev-gateway token new
+        services: [hundesteuer.anmeldung.0101, "99108011000000"]   # message types, LeiKa, *
+        regions: ["08", "09162000"]        # AGS/ARS prefixes, or "*"
+        authors: ["efa:hundesteuer-online"]  # optional: the autor/kennung it may use
+      efa-fundsachen:
+        {token_sha256: "<hex>", services: ["*"], regions: ["08111"],
+         default_recipient: "ags:08111000"}  # for its messages that name no recipient
+      "fit-connect:<destinationId>": {services: ["*"], regions: ["09162"]}  # no token:
+                                           # an identity a source authenticates itself
+    admins:             # admin endpoints and audit; admins cannot submit
+      ops: {token_sha256: "<hex>"}
     recipients:         # other DVDV kennungen resolved to a municipality (AGS)
       "psw:01234567": "08116049"
     destinations:       # where deliveries go: an adapter and its validated settings
@@ -29,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -40,7 +50,9 @@ from gateway.mapping.codelists import CodeLists
 from gateway.mapping.model import MappingConfig, allow_xpath_shorthand
 from gateway.mapping.table import MappingSource, MappingSourceError, MappingTable, build_table
 from gateway.municipality import MunicipalityPrefix, prefixes
+from gateway.routing.access import Admin, Principal, Sender
 from gateway.routing.policies import LimitsConfig, RetentionConfig, certificate_key
+from gateway.routing.tokens import DEMO_HASHES, weakness
 from gateway.routing.yaml_lines import line_of
 from gateway.sdk import AdapterSettings
 from gateway.settings import SHIPPED_SCHEMAS
@@ -52,13 +64,29 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SOURCE_FILES = frozenset({"fit-connect.yaml"})
 
 
+TokenHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class SenderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    role: Literal["sender", "admin"] = "sender"
+    token_sha256: TokenHash | None = None
+    """None: the sender cannot use the HTTP API; it is an identity a source authenticates
+    itself (e.g. ``fit-connect:<destinationId>``), which needs grants all the same."""
+    services: list[str] = Field(min_length=1)
+    """Message types or LeiKa keys it may send; ``*`` for any."""
+    regions: list[MunicipalityPrefix] = Field(min_length=1)
+    """AGS prefixes (Land 2, Regierungsbezirk 3, Kreis 5, Gemeinde 8) or ARS (12); ``*``."""
+    authors: list[str] | None = Field(default=None, min_length=1)
+    """The ``autor/kennung`` values it may use; not restricted when absent."""
     default_recipient: str | None = Field(default=None, pattern=r"^[^:\s]+:\S+$")
     """A kennung (``ags:…``) for this sender's messages that name no recipient."""
+
+
+class AdminConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token_sha256: TokenHash
 
 
 class DestinationConfig(BaseModel):
@@ -84,6 +112,7 @@ class ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     senders: dict[str, SenderConfig] = {}
+    admins: dict[str, AdminConfig] = {}
     recipients: dict[str, str] = {}
     destinations: dict[str, DestinationConfig] = {}
     routes: list[RouteConfig] = []
@@ -110,13 +139,6 @@ class Destination(BaseModel):
     source: str
 
 
-class Sender(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    role: Literal["sender", "admin"]
-
-
 class GatewayConfig:
     """The validated, merged configuration; immutable once built."""
 
@@ -129,15 +151,40 @@ class GatewayConfig:
         version: str,
         mappings: MappingTable | None = None,
         route_sources: dict[tuple[str, str], str] | None = None,
+        admins: dict[str, tuple[str, AdminConfig]] | None = None,
         *,
         retention: RetentionConfig | None = None,
         limits: LimitsConfig | None = None,
         client_certificates: dict[str, str] | None = None,
     ) -> None:
-        self._by_token = {
-            cfg.token_sha256: Sender(name=name, role=cfg.role) for name, (_, cfg) in senders.items()
+        admins = admins or {}
+        self.senders = {
+            name: Sender(
+                name=name,
+                services=frozenset(cfg.services),
+                regions=frozenset(cfg.regions),
+                authors=frozenset(cfg.authors) if cfg.authors is not None else None,
+            )
+            for name, (_, cfg) in senders.items()
         }
-        self._by_name = {sender.name: sender for sender in self._by_token.values()}
+        self.admins = {name: Admin(name) for name in admins}
+        # One table for both: a request costs one hash and one lookup whoever asks; the
+        # loader refuses a hash used twice, so a token is a sender's or an admin's.
+        self._by_token: dict[str, Principal] = {
+            cfg.token_sha256: self.senders[name]
+            for name, (_, cfg) in senders.items()
+            if cfg.token_sha256 is not None
+        }
+        self._by_token.update(
+            {cfg.token_sha256: self.admins[name] for name, (_, cfg) in admins.items()}
+        )
+        self.demo_credentials = sorted(
+            f"{section}.{name}"
+            for section, table in (("senders", senders), ("admins", admins))
+            for name, (_, cfg) in table.items()
+            if cfg.token_sha256 in DEMO_HASHES
+        )
+        """``senders.<name>``/``admins.<name>`` entries that use a public demo token."""
         self.retention = retention or RetentionConfig()
         self.limits = limits or LimitsConfig()
         self._by_certificate = {
@@ -156,7 +203,7 @@ class GatewayConfig:
         self.mappings = mappings if mappings is not None else MappingTable({})
         self.route_sources = route_sources or {}
 
-    def authenticate(self, token: str) -> Sender | None:
+    def authenticate(self, token: str) -> Principal | None:
         return self._by_token.get(hashlib.sha256(token.encode()).hexdigest())
 
     def certificate_sender(self, fingerprint: str, subject: str | None) -> Sender | None:
@@ -165,7 +212,7 @@ class GatewayConfig:
         name = self._by_certificate.get(certificate_key(fingerprint))
         if name is None and subject is not None:
             name = self._by_certificate.get(certificate_key(subject))
-        return self._by_name.get(name) if name is not None else None
+        return self.senders.get(name) if name is not None else None
 
     def resolve(self, municipality: str, services: tuple[str, ...]) -> tuple[str, ...]:
         """Destinations for an AGS and the message's service keys; most specific prefix wins.
@@ -211,6 +258,8 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
     if not files:
         raise ConfigError(f"{directory}: no *.yaml configuration files")
     senders: dict[str, tuple[str, SenderConfig]] = {}
+    admins: dict[str, tuple[str, AdminConfig]] = {}
+    token_owners: dict[str, str] = {}
     recipients: dict[str, str] = {}
     destinations: dict[str, Destination] = {}
     route_src: dict[tuple[str, str], tuple[str, RouteConfig]] = {}
@@ -228,6 +277,12 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         for name, sender in parsed.senders.items():
             _unique(senders, name, path, "senders")
             senders[name] = (str(path), sender)
+            if sender.token_sha256 is not None:
+                _check_token(path, text, "senders", name, sender.token_sha256, token_owners)
+        for name, admin in parsed.admins.items():
+            _unique(admins, name, path, "admins")
+            admins[name] = (str(path), admin)
+            _check_token(path, text, "admins", name, admin.token_sha256, token_owners)
         for kennung, ags in parsed.recipients.items():
             recipients[kennung] = ags
         for name, dest in parsed.destinations.items():
@@ -322,10 +377,37 @@ def load_config(directory: Path, codelists: CodeLists | None = None) -> GatewayC
         digest.hexdigest()[:12],
         mappings=mappings,
         route_sources={key: src for key, (src, _) in route_src.items()},
+        admins=admins,
         retention=retention,
         limits=policies.get("limits", (None, None))[1],
         client_certificates={k: name for k, (_, _, name) in client_certificates.items()},
     )
+
+
+def _check_token(
+    path: Path, text: str, section: str, name: str, token_sha256: str, owners: dict[str, str]
+) -> None:
+    """Each token belongs to one sender or admin, and none is guessable from its hash.
+
+    The demo tokens pass here (the example configuration uses them); ``serve``/``api``
+    refuse them outside demo mode and ``config check`` warns.
+    """
+    loc = (section, name, "token_sha256")
+    key = f"{section}.{name}.token_sha256"
+    if token_sha256 in owners:
+        raise ConfigError(
+            f"{_where(path, text, loc)}: {key}: the same token as {owners[token_sha256]}; "
+            "every sender and admin needs its own (xoev-gateway token new)"
+        )
+    owners[token_sha256] = f"{section}.{name}"
+    if token_sha256 in DEMO_HASHES:
+        return
+    why = weakness(token_sha256, name)
+    if why is not None:
+        raise ConfigError(
+            f"{_where(path, text, loc)}: {key}: the hash of {why}, which anyone can reverse; "
+            "generate one with 'xoev-gateway token new'"
+        )
 
 
 def _parse(path: Path, text: str) -> ConfigFile:
@@ -418,5 +500,10 @@ def _describe(
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+            if loc[0] == "senders" and loc[-1] == "role":
+                msg += (
+                    ": admins are not senders; move an admin to the 'admins:' section, "
+                    "drop 'role' from senders (docs/security.md)"
+                )
         lines.append(f"{_where(path, text, loc)}: {key}: {msg}")
     return "; ".join(lines)

@@ -58,9 +58,11 @@ def _now() -> float:
 
 
 def _settle_duplicate(
-    new: NewSubmission, first_id: str, content_sha256: str, sender: str
+    new: NewSubmission, first_id: str, content_sha256: str
 ) -> tuple[str, bool] | Exception:
-    if content_sha256 != new.content_sha256 or sender != new.sender:
+    """``new`` has the UUID of the same sender's ``first_id``: other senders never meet here
+    (a UUID is unique per sender, so they can neither block one nor learn that it exists)."""
+    if content_sha256 != new.content_sha256:
         return DuplicateConflict(
             f"nachrichtenUUID {new.message_uuid} was already accepted with other content"
         )
@@ -139,8 +141,9 @@ class Store:
     async def accept(self, new: NewSubmission, work_state: WorkState) -> tuple[str, bool]:
         """Store a submission durably; return ``(id, created)``.
 
-        Idempotent by ``message_uuid``: the same content again returns the first id with
-        ``created=False``; other content under the same UUID raises ``DuplicateConflict``.
+        Idempotent by ``(message_uuid, sender)``: the same content again returns the first
+        id with ``created=False``; other content under the same sender's UUID raises
+        ``DuplicateConflict``. Another sender's use of the UUID is a submission of its own.
         A value the store cannot hold raises ``UnacceptableField`` before it joins a batch.
         """
         check_storable(new)
@@ -175,15 +178,16 @@ class Store:
                 submissions.c.sender,
             ).where(submissions.c.message_uuid.in_([new.message_uuid for new, _ in batch]))
         )
-        first: dict[str, tuple[str, str, str]] = {
-            r.message_uuid: (r.id, r.content_sha256, r.sender) for r in rows
+        first: dict[tuple[str, str], tuple[str, str]] = {
+            (r.message_uuid, r.sender): (r.id, r.content_sha256) for r in rows
         }
         outcomes: list[tuple[str, bool] | Exception] = []
         fresh: list[tuple[NewSubmission, WorkState]] = []
         for new, work_state in batch:
-            known = first.get(new.message_uuid)
+            key = (new.message_uuid, new.sender)
+            known = first.get(key)
             if known is None:
-                first[new.message_uuid] = (new.id, new.content_sha256, new.sender)
+                first[key] = (new.id, new.content_sha256)
                 fresh.append((new, work_state))
                 outcomes.append((new.id, True))
             else:
@@ -210,8 +214,8 @@ class Store:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
         except UNAVAILABLE_ERRORS as exc:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
-        query = select(submissions.c.id, submissions.c.content_sha256, submissions.c.sender).where(
-            submissions.c.message_uuid == new.message_uuid
+        query = select(submissions.c.id, submissions.c.content_sha256).where(
+            submissions.c.message_uuid == new.message_uuid, submissions.c.sender == new.sender
         )
         try:
             row = await self.db.read(lambda conn: conn.execute(query).first())
@@ -219,7 +223,7 @@ class Store:
             return Unavailable(f"store unavailable: {type(exc).__name__}")
         if row is None:  # the conflict was not on the UUID: a constraint refused the row
             return _refused(new, conflict)
-        return _settle_duplicate(new, str(row.id), row.content_sha256, row.sender)
+        return _settle_duplicate(new, str(row.id), row.content_sha256)
 
     def _insert(
         self, conn: Connection, batch: Sequence[tuple[NewSubmission, WorkState]], now: float

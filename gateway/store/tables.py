@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -22,7 +23,7 @@ submissions = Table(
     "submissions",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("message_uuid", String(64), nullable=False, unique=True),
+    Column("message_uuid", String(64), nullable=False),
     Column("sender", String(200), nullable=False),
     Column("content_sha256", String(64), nullable=False),
     # The XML's own hash: evidence of what was received, kept after the payload is erased.
@@ -47,6 +48,9 @@ submissions = Table(
     # (gateway/telemetry/traces.py); NULL when traces are off.
     Column("traceparent", String(55)),
     Index("ix_submissions_retention", "payload_erased_at", "received_at"),
+    # A nachrichtenUUID is unique per sender: another sender can neither block one nor
+    # learn that it exists. message_uuid first, so the index serves lookups by UUID.
+    UniqueConstraint("message_uuid", "sender", name="uq_submissions_message_uuid_sender"),
 )
 
 attachments = Table(
@@ -111,4 +115,18 @@ work_items = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("reason", Text),
     Index("ix_work_items_state_available", "state", "available_at"),
+)
+
+# Who did what (admin actions, from the API, the CLI and signals); append-only.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target", Text),
+    Column("outcome", String(20), nullable=False),  # ok | refused | failed
+    Column("detail", Text),
+    Index("ix_audit_log_at", "at"),
 )

@@ -89,6 +89,8 @@ async def test_xml_body_and_reference_from_header(
     assert outcome.receipt.reference == f"/cases/{case['case_number']}"
     assert case["content_type"] == "application/xml"
     assert case["body"].startswith("<?xml") and case["idempotency_key"] == outcome.delivery_id
+    # The authenticated sender travels along, whatever the message's autor claims.
+    assert case["sender"] == "contract-kit"
 
 
 async def test_json_body_is_the_document(tmp_path: Path, fv: ReferenceFachverfahren) -> None:

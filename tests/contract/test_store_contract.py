@@ -31,13 +31,16 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def new_submission(
-    message_uuid: str | None = None, xml: bytes = b"<a/>", destinations: int = 2
+    message_uuid: str | None = None,
+    xml: bytes = b"<a/>",
+    destinations: int = 2,
+    sender: str = "portal",
 ) -> NewSubmission:
     sid = str(uuid.uuid4())
     return NewSubmission(
         id=sid,
         message_uuid=message_uuid or str(uuid.uuid4()),
-        sender="portal",
+        sender=sender,
         content_sha256=str(hash(xml)),
         message_type="hundesteuer.anmeldung.0101",
         schema_set="hundesteuer-1.0",
@@ -87,6 +90,22 @@ async def test_same_uuid_other_content_conflicts_and_keeps_the_first(store: Stor
         await store.accept(new_submission(first.message_uuid, xml=b"<b/>"), WorkState.READY)
     view = await store.submission(first.id)
     assert len(view.deliveries) == 2
+
+
+async def test_a_uuid_is_unique_per_sender(store: Store) -> None:
+    first = new_submission()
+    await store.accept(first, WorkState.READY)
+    # Another sender's message with the same UUID (and even other content) is its own.
+    other = new_submission(first.message_uuid, xml=b"<b/>", sender="other")
+    assert await store.accept(other, WorkState.READY) == (other.id, True)
+    # Both in one batch, too; and each sender's own duplicate still finds its first.
+    third = new_submission(first.message_uuid, sender="third")
+    again = new_submission(first.message_uuid, sender="other", xml=b"<b/>")
+    outcomes = await asyncio.gather(
+        store.accept(third, WorkState.READY), store.accept(again, WorkState.READY)
+    )
+    assert list(outcomes) == [(third.id, True), (other.id, False)]
+    assert (await store.submission(other.id)).sender == "other"
 
 
 async def test_delivery_outcomes_are_recorded_as_events(store: Store) -> None:

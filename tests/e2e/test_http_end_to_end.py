@@ -141,10 +141,10 @@ def test_multipart_attachments_are_stored_hashed_and_delivered(
 def test_only_the_submitting_sender_or_an_admin_reads_a_submission(
     gateway: GatewayProcess, config_dir: Path
 ) -> None:
-    other = hashlib.sha256(b"other-token").hexdigest()
+    other = hashlib.sha256(b"other-token-long-enough-for-the-tests").hexdigest()
     # A second sender is configured by a new file; the running gateway reloads on request.
     (config_dir / "other.yaml").write_text(
-        f"senders:\n  other-portal: {{token_sha256: '{other}'}}\n"
+        f"senders:\n  other-portal: {{token_sha256: '{other}', services: ['*'], regions: ['*']}}\n"
     )
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         assert client.post("/v1/admin/config/reload", headers=SENDER).status_code == 403
@@ -155,7 +155,9 @@ def test_only_the_submitting_sender_or_an_admin_reads_a_submission(
         location = resp.headers["location"]
         assert client.get(location, headers=SENDER).status_code == 200
         assert client.get(location, headers=ADMIN).status_code == 200
-        stranger = client.get(location, headers={"Authorization": "Bearer other-token"})
+        stranger = client.get(
+            location, headers={"Authorization": "Bearer other-token-long-enough-for-the-tests"}
+        )
         assert stranger.status_code == 404
         assert client.get(location).status_code == 401
         assert client.get(location, headers={"Authorization": "Bearer nope"}).status_code == 401
@@ -200,16 +202,16 @@ def test_invalid_messages_get_problem_details(gateway: GatewayProcess) -> None:
 def test_no_route_is_a_clear_problem_and_stores_nothing(
     gateway: GatewayProcess, config_dir: Path
 ) -> None:
-    # Bewohnerparken for Nürtingen (Kreis Esslingen is routed, but only for 08116 ...):
-    # take the Stuttgart sample and send it to Berlin, which has no route at all.
+    # Take the Stuttgart sample and send it to Heidelberg: within the sender's regions
+    # (Baden-Württemberg), but resident parking is routed only for Stuttgart and Esslingen.
     body = sample("bewohnerparken/valid/antrag-stuttgart.xml").replace(
-        b"ags:08111000", b"ags:11000000"
+        b"ags:08111000", b"ags:08221000"
     )
     with httpx.Client(base_url=gateway.url, timeout=30) as client:
         resp = client.post("/v1/submissions", content=body, headers=XML)
     assert resp.status_code == 422
     assert resp.json()["type"].endswith("/no-route")
-    assert "11000000" in resp.json()["detail"]
+    assert "08221000" in resp.json()["detail"]
 
 
 def test_operations_endpoints(gateway: GatewayProcess) -> None:

@@ -17,7 +17,16 @@ from pathlib import Path
 import pytest
 
 from gateway import errors
-from gateway.errors import ErrorDetail, GatewayError, InvalidMessage, Unavailable
+from gateway.errors import (
+    ErrorDetail,
+    GatewayError,
+    InvalidAttachment,
+    InvalidMessage,
+    NotPermitted,
+    RateLimited,
+    UnacceptableField,
+    Unavailable,
+)
 from gateway.intake.pipeline import examine
 from gateway.intake.processes import IntakeProcesses
 from gateway.intake.registry import SchemaRegistry
@@ -62,6 +71,12 @@ def test_every_gateway_error_survives_pickling() -> None:
     for cls in classes:
         if cls is InvalidMessage:
             error: GatewayError = InvalidMessage("2 violations", [ErrorDetail("/a", 3, "bad")])
+        elif cls is NotPermitted:
+            error = NotPermitted("why", rule="regions")
+        elif cls in (InvalidAttachment, UnacceptableField):
+            error = cls("why", field="name")
+        elif cls is RateLimited:
+            error = RateLimited("why", retry_after=3)
         else:
             # the extra constructor arguments some errors take (field, retry_after, …)
             extra = {"field": "attachments[1].filename", "retry_after": 2.0}

@@ -57,22 +57,24 @@ def test_transient_retries_back_off_then_deliver_and_permanent_dies_until_replay
         "    adapter: tests.support.flaky_adapter:FlakyAdapter\n"
         f"    settings: {{switch: {broken_switch}, permanent: true}}\n"
         "routes:\n"
-        "  - {municipality: '11000000', service: hundesteuer.anmeldung.0101, destinations: [flaky]}\n"
-        "  - {municipality: '02000000', service: hundesteuer.anmeldung.0101, destinations: [broken]}\n"
+        "  - {municipality: '08221000', service: hundesteuer.anmeldung.0101, destinations: [flaky]}\n"
+        "  - {municipality: '08311000', service: hundesteuer.anmeldung.0101, destinations: [broken]}\n"
     )
     env = gateway_env(tmp_path / "data", config_dir, XOEV_GATEWAY_POLL_SECONDS="0.05")
     gateway = GatewayProcess("serve", env, tmp_path / "serve.log")
     try:
         gateway.wait_ready()
         with httpx.Client(base_url=gateway.url, timeout=30) as client:
-            berlin = fresh("hundesteuer/valid/anmeldung-stuttgart.xml").replace(
-                b"ags:08111000", b"ags:11000000"
+            heidelberg = fresh("hundesteuer/valid/anmeldung-stuttgart.xml").replace(
+                b"ags:08111000", b"ags:08221000"
             )
-            hamburg = fresh("hundesteuer/valid/anmeldung-stuttgart.xml").replace(
-                b"ags:08111000", b"ags:02000000"
+            freiburg = fresh("hundesteuer/valid/anmeldung-stuttgart.xml").replace(
+                b"ags:08111000", b"ags:08311000"
             )
-            flaky = client.post("/v1/submissions", content=berlin, headers=XML).headers["location"]
-            broken = client.post("/v1/submissions", content=hamburg, headers=XML).headers[
+            flaky = client.post("/v1/submissions", content=heidelberg, headers=XML).headers[
+                "location"
+            ]
+            broken = client.post("/v1/submissions", content=freiburg, headers=XML).headers[
                 "location"
             ]
 

@@ -15,7 +15,10 @@ from tests.support.gateway_process import REPO
 
 def _settings(tmp_path: Path) -> Settings:
     shutil.copytree(REPO / "deploy" / "config", tmp_path / "config")
-    return Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config", intake_processes=0)
+    # The example configuration: its public demo tokens need demo mode.
+    return Settings(
+        data_dir=tmp_path / "data", config_dir=tmp_path / "config", intake_processes=0, demo=True
+    )
 
 
 async def test_a_server_process_freezes_the_loaded_heap_and_again_after_a_reload(

@@ -147,7 +147,8 @@ def served(installed: Installed) -> Iterator[tuple[str, Path, Path]]:
     env = {**installed.env, "XOEV_GATEWAY_DATA_DIR": str(data), "XOEV_GATEWAY_POLL_SECONDS": "0.2"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [installed.command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            # The shipped example has the public demo tokens: demo mode, explicitly.
+            [installed.command, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
             cwd=installed.cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

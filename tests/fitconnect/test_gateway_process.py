@@ -139,6 +139,10 @@ def setup(test_keys: KeyRing, tmp_path: Path, config_dir: Path) -> Iterator[Setu
         "    callback_secret_env: FIT_CALLBACK_SECRET\n"
         "    poll_interval: 0.2\n"
     )
+    # The destination's sender identity and what it may send (docs/security.md).
+    (config_dir / "fit-connect-senders.yaml").write_text(
+        f"senders:\n  'fit-connect:{DESTINATION}': {{services: ['*'], regions: ['*']}}\n"
+    )
     env = gateway_env(
         tmp_path / "data",
         config_dir,

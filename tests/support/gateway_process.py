@@ -11,11 +11,14 @@ __all__ = ["REPO", "GatewayProcess", "free_port", "gateway_env"]
 
 
 def gateway_env(data_dir: Path, config_dir: Path, **extra: str) -> dict[str, str]:
+    """Demo mode is on: the tests run copies of the example configuration, whose senders
+    use the public demo tokens (pass ``XOEV_GATEWAY_DEMO="false"`` to test the refusal)."""
     env = dict(os.environ)
     env.update(
         {
             "XOEV_GATEWAY_DATA_DIR": str(data_dir),
             "XOEV_GATEWAY_CONFIG_DIR": str(config_dir),
+            "XOEV_GATEWAY_DEMO": "true",
             "PYTHONPATH": str(REPO),
         }
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 HEADERS_DIR = Path(__file__).resolve().parents[1] / "data" / "headers"
 NS = "urn:xoev-gateway:test:headers:"
-SENDER_TOKEN = "headers-sender-token"
-DEFAULT_TOKEN = "headers-default-token"
+SENDER_TOKEN = "hs-7c1f0e2a9b4d4e7f8a3c2b1d0e9f8a7b"
+DEFAULT_TOKEN = "hd-5e4d3c2b1a0f4e9d8c7b6a5f4e3d2c1b"
 
 
 def config_yaml(out: Path) -> str:
@@ -28,6 +28,7 @@ def config_yaml(out: Path) -> str:
         "fund.meldung.0001",
         "meldung.eigen.0001",
     ]
+    grants = f"services: [{', '.join(services)}], regions: ['08111000', '05315000']"
     routes = "\n".join(
         f'  - {{municipality: "08111000", service: {s}, destinations: [headers-stuttgart]}}\n'
         f'  - {{municipality: "05315000", service: {s}, destinations: [headers-koeln]}}'
@@ -35,8 +36,8 @@ def config_yaml(out: Path) -> str:
     )
     return (
         "senders:\n"
-        f'  headers-sender: {{token_sha256: "{sha(SENDER_TOKEN)}"}}\n'
-        f'  headers-default: {{token_sha256: "{sha(DEFAULT_TOKEN)}", '
+        f'  headers-sender: {{token_sha256: "{sha(SENDER_TOKEN)}", {grants}}}\n'
+        f'  headers-default: {{token_sha256: "{sha(DEFAULT_TOKEN)}", {grants}, '
         'default_recipient: "ags:05315000"}\n'
         "destinations:\n"
         f"  headers-stuttgart: {{adapter: filedrop, settings: {{directory: {out}/stuttgart}}}}\n"

@@ -22,7 +22,8 @@ from tests.conftest import DEMO_SENDER_TOKEN, sample
 
 
 def settings(tmp_path: Path, config_dir: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", config_dir=config_dir, intake_processes=0)
+    # The example configuration: its public demo tokens need demo mode.
+    return Settings(data_dir=tmp_path / "var", config_dir=config_dir, intake_processes=0, demo=True)
 
 
 def routes_for(app: FastAPI, method: str, path: str) -> list[Route]:

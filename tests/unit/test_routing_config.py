@@ -6,9 +6,14 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.routing.access import Admin, Sender
 from gateway.routing.config import load_config
+from tests.support.gateway_process import REPO
 
-TOKEN_HASH = hashlib.sha256(b"t").hexdigest()
+TOKEN = "k3V9-a-long-random-token-for-the-tests-only"
+TOKEN_HASH = hashlib.sha256(TOKEN.encode()).hexdigest()
+GRANTS = "services: ['*'], regions: ['*']"
+BLOCK = "    services: ['*']\n    regions: ['*']\n"
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -58,11 +63,87 @@ def test_relative_directories_are_relative_to_the_file(tmp_path: Path) -> None:
 
 
 def test_tokens_are_compared_hashed(tmp_path: Path) -> None:
-    write(tmp_path, "s.yaml", f"senders:\n  portal: {{token_sha256: '{TOKEN_HASH}'}}\n")
+    write(tmp_path, "s.yaml", f"senders:\n  portal: {{token_sha256: '{TOKEN_HASH}', {GRANTS}}}\n")
     cfg = load_config(tmp_path)
-    sender = cfg.authenticate("t")
-    assert sender is not None and sender.name == "portal" and sender.role == "sender"
+    sender = cfg.authenticate(TOKEN)
+    assert isinstance(sender, Sender) and sender.name == "portal"
     assert cfg.authenticate("wrong") is None
+
+
+def test_admins_have_their_own_section(tmp_path: Path) -> None:
+    admin_hash = hashlib.sha256(b"another-long-random-token-for-an-admin").hexdigest()
+    write(
+        tmp_path,
+        "s.yaml",
+        f"senders:\n  portal: {{token_sha256: '{TOKEN_HASH}', {GRANTS}}}\n"
+        f"admins:\n  ops: {{token_sha256: '{admin_hash}'}}\n",
+    )
+    cfg = load_config(tmp_path)
+    assert cfg.authenticate("another-long-random-token-for-an-admin") == Admin("ops")
+    assert cfg.demo_credentials == []
+
+
+def test_the_example_configuration_names_its_demo_credentials() -> None:
+    cfg = load_config(REPO / "deploy" / "config")
+    assert cfg.demo_credentials == ["admins.admin", "senders.efa-portal"]
+
+
+WEAK = hashlib.sha256(b"changeme").hexdigest()
+SHORT = hashlib.sha256(b"x7q").hexdigest()
+OWN_NAME = hashlib.sha256(b"portal-token").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"senders:\n  p:\n    token_sha256: '{TOKEN_HASH}'\n    role: admin\n{BLOCK}",
+            r"s.yaml:4: senders\.p\.role: unknown key: admins are not senders; move an admin "
+            r"to the 'admins:' section",
+        ),
+        (
+            f"senders:\n  p:\n    token_sha256: '{TOKEN_HASH}'\n    regions: ['08']\n"
+            "    service: [x]\n",
+            r"s.yaml:2: senders\.p\.services: Field required; .*s.yaml:5: senders\.p\.service: "
+            r"unknown key",
+        ),
+        (
+            f"senders:\n  p:\n    token_sha256: '{TOKEN_HASH}'\n    services: []\n"
+            "    regions: ['*']\n",
+            r"s.yaml:4: senders\.p\.services: List should have at least 1 item",
+        ),
+        (
+            f"senders:\n  p:\n    token_sha256: '{TOKEN_HASH}'\n    services: ['*']\n"
+            "    regions: ['0811']\n",
+            r"s.yaml:5: senders\.p\.regions\.0: Value error, must be '\*' or a key",
+        ),
+        (
+            f"admins:\n  ops: {{token_sha256: '{TOKEN_HASH}', extra: 1}}\n",
+            r"s.yaml:2: admins\.ops\.extra: unknown key",
+        ),
+        (
+            f"senders:\n  p: {{token_sha256: '{TOKEN_HASH}', {GRANTS}}}\n"
+            f"admins:\n  ops:\n    token_sha256: '{TOKEN_HASH}'\n",
+            r"s.yaml:5: admins\.ops\.token_sha256: the same token as senders\.p",
+        ),
+        (
+            f"senders:\n  p:\n{BLOCK}    token_sha256: '{WEAK}'\n",
+            r"s.yaml:5: senders\.p\.token_sha256: the hash of a well-known token",
+        ),
+        (
+            f"admins:\n  ops: {{token_sha256: '{SHORT}'}}\n",
+            r"s.yaml:2: admins\.ops\.token_sha256: the hash of a short token",
+        ),
+        (
+            f"senders:\n  portal: {{token_sha256: '{OWN_NAME}', {GRANTS}}}\n",
+            r"senders\.portal\.token_sha256: the hash of a token made of its own name",
+        ),
+    ],
+)
+def test_access_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    write(tmp_path, "s.yaml", text)
+    with pytest.raises(ConfigError, match=expected):
+        load_config(tmp_path)
 
 
 @pytest.mark.parametrize(

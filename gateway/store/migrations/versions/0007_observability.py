@@ -1,8 +1,8 @@
 """deliveries by (state, destination, updated_at): the queue gauges of /metrics per scrape;
 submissions.traceparent: the worker continues the accept's trace
 
-Revision ID: 0006_observability
-Revises: 0005_retention
+Revision ID: 0007_observability
+Revises: 0006_access
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_observability"
-down_revision = "0005_retention"
+revision = "0007_observability"
+down_revision = "0006_access"
 branch_labels = None
 depends_on = None
 
