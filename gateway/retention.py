@@ -32,6 +32,8 @@ from gateway.store.blobs import INCOMING, BlobStore
 from gateway.store.records import ErasedPayload, RetentionCandidate
 from gateway.store.states import DeliveryState
 from gateway.store.store import Store
+from gateway.telemetry.logs import fields
+from gateway.telemetry.metrics import ERASED
 
 log = logging.getLogger("xoev_gateway.retention")
 
@@ -73,6 +75,15 @@ class RetentionReport:
     blobs_removed: list[str] = field(default_factory=list)
     orphans: list[tuple[str | None, Path, int]] = field(default_factory=list)
     """Unreferenced blobs (sha) and abandoned temp files (None) found by the sweep."""
+
+
+def _log_erased(submission_id: str, why: str, actor: str | None = None) -> None:
+    ERASED.labels(why).inc()
+    log.info(
+        "payload erased (%s)",
+        why,
+        extra=fields(event="payload.erased", submission_id=submission_id, why=why, actor=actor),
+    )
 
 
 def due_at(config: GatewayConfig, candidate: RetentionCandidate) -> float | None:
@@ -147,6 +158,9 @@ class Retention:
                 ids = [d.submission_id for d in report.due[start : start + self.page_size]]
                 erased = await self.store.erase_payloads(ids, "retention")
                 report.erased += [e.submission_id for e in erased if not e.already]
+                for e in erased:
+                    if not e.already:
+                        _log_erased(e.submission_id, "retention")
                 report.blobs_removed += await self.remove_unreferenced(
                     sorted({sha for e in erased for sha in e.attachment_sha256})
                 )
@@ -164,6 +178,8 @@ class Retention:
             raise
         await self.remove_unreferenced(erased.attachment_sha256)
         outcome = "already erased" if erased.already else "erased"
+        if not erased.already:
+            _log_erased(submission_id, "request", actor)
         await audit(AuditEntry(actor, "erase", submission_id, outcome))
         return erased
 

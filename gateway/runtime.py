@@ -31,6 +31,8 @@ from gateway.store.disk import below_floor
 from gateway.store.migrate import migrate
 from gateway.store.states import WorkState
 from gateway.store.store import Store
+from gateway.telemetry import metrics
+from gateway.telemetry.logs import fields
 from gateway.worker import Worker
 
 if TYPE_CHECKING:
@@ -122,6 +124,8 @@ class Runtime:
     audit: AuditLog = field(init=False, repr=False)
     """Where admin actions are recorded (``gateway.store.audit``)."""
     _pending_audits: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    scraped: metrics.ScrapedState | None = field(default=None, repr=False)
+    """The store's queue gauges, refreshed when ``/metrics`` is scraped."""
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.db)
@@ -140,6 +144,21 @@ class Runtime:
             entry.actor, f"submission.{entry.action}", entry.target, AuditOutcome.OK,
             {"result": entry.outcome},
         )  # fmt: skip
+
+    async def before_scrape(self) -> None:
+        if self.scraped is None:
+            self.scraped = metrics.ScrapedState(
+                self.store.queue_rows, self._ready, lambda: self.config.destinations
+            )
+        await self.scraped.refresh()
+
+    async def _ready(self) -> bool:
+        try:
+            await self.store.ping()
+            await self.broker.ping()
+        except Exception:
+            return False
+        return True
 
     @property
     def config(self) -> GatewayConfig:
@@ -277,6 +296,12 @@ class Runtime:
             except BaseException:
                 await runtime.stop()
                 raise
+        metrics.config_loaded(config.version)
+        log.info(
+            "configuration %s loaded",
+            config.version,
+            extra=fields(event="config.loaded", config_version=config.version),
+        )
         if on_loaded is not None:
             on_loaded()
         return runtime
@@ -363,17 +388,32 @@ class Runtime:
 
         A changed ``fit-connect.yaml`` (or key file) restarts the FIT-Connect source with the
         new settings; a broken one refuses the whole reload (docs/fit-connect.md)."""
-        digest = schema_digest(self.settings.all_schema_dirs)
-        registry = None
-        if digest != self.schema_digest:
-            registry = SchemaRegistry.load(self.settings.all_schema_dirs)
-        config = load_config(self.settings.config_source)
-        if self.serve_api:
-            refuse_demo_tokens(self.settings, config)
-        # An imported AGS list (``codelists import``) takes effect with the reload too.
-        directory = MunicipalityDirectory.load(municipality_list(self.settings))
-        if self._hosts_sources:
-            self._reload_fit_connect(_load_fit_connect(self.settings))
+        try:
+            digest = schema_digest(self.settings.all_schema_dirs)
+            registry = None
+            if digest != self.schema_digest:
+                registry = SchemaRegistry.load(self.settings.all_schema_dirs)
+            config = load_config(self.settings.config_source)
+            if self.serve_api:
+                refuse_demo_tokens(self.settings, config)
+            # An imported AGS list (``codelists import``) takes effect with the reload too.
+            directory = MunicipalityDirectory.load(municipality_list(self.settings))
+            if self._hosts_sources:
+                self._reload_fit_connect(_load_fit_connect(self.settings))
+        except GatewayError as exc:
+            metrics.CONFIG_RELOADS.labels("refused").inc()
+            # The detail names file, line and key of the configuration, never payload data.
+            log.error(
+                "config reload refused, %s stays active: %s",
+                self.config.version,
+                exc.detail,
+                extra=fields(
+                    event="config.refused",
+                    config_version=self.config.version,
+                    problem=exc.slug,
+                ),
+            )
+            raise
         if registry is not None:
             self.registry, self.schema_digest = registry, digest
             task = asyncio.get_running_loop().create_task(self.acceptor.examiner.reload(registry))
@@ -381,7 +421,13 @@ class Runtime:
             log.info("schema catalogs reloaded: %s schema sets", len(registry.sets))
         self.directory = directory
         self.acceptor = self.acceptor.with_config(config, directory)
-        log.info("configuration %s active", config.version)
+        metrics.CONFIG_RELOADS.labels("loaded").inc()
+        metrics.config_loaded(config.version)
+        log.info(
+            "configuration %s active",
+            config.version,
+            extra=fields(event="config.reloaded", config_version=config.version),
+        )
         if self.on_loaded is not None:
             self.on_loaded()
         return config
@@ -409,8 +455,7 @@ class Runtime:
         previous = self.config.version
         try:
             config = self.reload_config()
-        except GatewayError as exc:
-            log.error("config reload refused, %s stays active: %s", previous, exc.detail)
+        except GatewayError as exc:  # logged by reload_config
             self.audit_later(
                 "signal:SIGHUP",
                 "config.reload",
@@ -479,13 +524,25 @@ async def replay_dead(runtime: Runtime, delivery_ids: list[str] | None) -> list[
     # Mark the deliveries pending BEFORE the broker hands them out again: a worker that
     # got one while the store still said 'dead' would ack it as a settled duplicate.
     wanted = set(delivery_ids) if delivery_ids is not None else None
-    ids = [
-        d.item.delivery_id
+    dead = {
+        d.item.delivery_id: d.item.destination
         for d in await runtime.broker.dead_letters()
         if wanted is None or d.item.delivery_id in wanted
-    ]
+    }
+    ids = list(dead)
     await runtime.store.record_replayed(ids)
-    return await runtime.broker.replay(ids)
+    replayed = await runtime.broker.replay(ids)
+    metrics.REPLAYED.inc(len(replayed))
+    for delivery_id in replayed:
+        log.info(
+            "delivery replayed",
+            extra=fields(
+                event="delivery.replayed",
+                delivery_id=delivery_id,
+                destination=dead.get(delivery_id),
+            ),
+        )
+    return replayed
 
 
 __all__ = ["GatewayError", "Runtime", "make_broker", "replay_dead"]

@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     opentelemetry: bool = False
     """FastAPI's native OpenTelemetry (traces, metrics, logs to the global providers). Off
     by default: looking for configured providers on every request cost ~5 % of the loop."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """``auto``: readable text when stderr is a terminal, else one JSON object per line."""
+    access_log: bool = False
+    """Log every HTTP request (client, method, path, status) of ``serve``/``api``."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """``worker`` and ``relay``: serve ``/metrics`` on this port (they have no API; off when
+    unset). ``serve`` and ``api`` export theirs on the API port."""
+    metrics_host: str = "127.0.0.1"
+    """Bind address of ``metrics_port`` (``0.0.0.0`` in a container)."""
+    otlp_endpoint: str | None = None
+    """Export traces over OTLP/HTTP to this collector (``http://collector:4318``); needs the
+    ``tracing`` extra. Unset: no traces, and nothing of OpenTelemetry's SDK is loaded."""
     intake_timeout: float = Field(default=30.0, gt=0)
     """How long one message may take to validate before its process is restarted (503)."""
     min_free_bytes: int = Field(default=1024**3, ge=0)
@@ -143,6 +156,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("schema_dirs", mode="before")
     @classmethod

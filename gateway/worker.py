@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -37,8 +38,28 @@ from gateway.store.blobs import BlobStore
 from gateway.store.records import DeliveryJob
 from gateway.store.states import DeliveryState
 from gateway.store.store import Attempt, Store
+from gateway.telemetry import traces
+from gateway.telemetry.logs import fields
+from gateway.telemetry.metrics import ATTEMPT_SECONDS, DELIVERIES
 
 log = logging.getLogger("xoev_gateway.worker")
+
+REASON_CHARS = 500
+"""An adapter's reason is logged up to this long (the store keeps it whole)."""
+
+
+def _ids(job: DeliveryJob, lease: Lease, config_version: str | None = None) -> dict[str, object]:
+    """The fields of a delivery's log lines: ids and configured names, no payload values."""
+    return {
+        "delivery_id": job.delivery_id,
+        "submission_id": job.submission_id,
+        "message_uuid": job.message_uuid,
+        "destination": job.destination,
+        "municipality": job.municipality,
+        "service": job.message_type,
+        "attempt": lease.attempt,
+        "config_version": config_version,
+    }
 
 
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
@@ -250,6 +271,21 @@ class Worker:
             log.warning("could not give %s back (%r)", lease.item.delivery_id, exc)
 
     async def process(self, lease: Lease, job: DeliveryJob | None) -> None:
+        if job is None or not traces.enabled():
+            await self._process(lease, job)
+            return
+        # Continues the submission's trace (its accept stored the context: claim check).
+        attributes: dict[str, str | int] = {
+            "xoev.delivery_id": job.delivery_id,
+            "xoev.submission_id": job.submission_id,
+            "xoev.destination": job.destination,
+            "xoev.municipality": job.municipality,
+            "xoev.attempt": lease.attempt,
+        }
+        with traces.span("delivery", attributes, parent=job.traceparent):
+            await self._process(lease, job)
+
+    async def _process(self, lease: Lease, job: DeliveryJob | None) -> None:
         if job is None or job.state != DeliveryState.PENDING:
             # Unknown (e.g. erased) or already settled: a duplicate to absorb.
             await self.broker.ack(lease)
@@ -260,11 +296,13 @@ class Worker:
             reason = f"destination '{job.destination}' is no longer configured"
             await self.store.record_dead(job, reason)
             await self.broker.dead_letter(lease, reason)
+            self._log_dead(job, lease, config.version, "unconfigured-destination", reason)
             return
         if job.xml is None:
             reason = "the submission's payload was erased before delivery"
             await self.store.record_dead(job, reason)
             await self.broker.dead_letter(lease, reason)
+            self._log_dead(job, lease, config.version, "payload-erased", reason)
             return
         # The attempt is recorded together with its outcome: one write per delivery.
         attempt = Attempt(lease.attempt, config.version)
@@ -273,18 +311,40 @@ class Worker:
         except GatewayError as exc:
             # The stored XML was valid at intake; a mapping that cannot take it will not
             # take it on the next attempt either: dead-letter, replay after fixing the config.
+            # Logged by its problem type only: mapping errors quote the message's values.
             await self._dead(
-                job, lease, attempt, f"mapping (config {config.version}): {exc.detail}"
+                job,
+                lease,
+                attempt,
+                f"mapping (config {config.version}): {exc.detail}",
+                cause=exc.slug,
+                logged_reason=f"the mapping refused the message ({exc.slug})",
             )
             return
+        log.info(
+            "delivery attempt %d to %s",
+            lease.attempt,
+            destination.name,
+            extra=fields(
+                event="delivery.attempt",
+                adapter=destination.adapter,
+                **_ids(job, lease, attempt.config_version),
+            ),
+        )
+        started = time.perf_counter()
         try:
             adapter = self.adapters.get(destination)
-            receipt = await asyncio.wait_for(
-                adapter.deliver(self._delivery(job, lease, payload)),
-                timeout=destination.timeout_seconds,
-            )
+            with traces.span("adapter.deliver", {"xoev.adapter": destination.adapter}):
+                try:
+                    receipt = await asyncio.wait_for(
+                        adapter.deliver(self._delivery(job, lease, payload)),
+                        timeout=destination.timeout_seconds,
+                    )
+                finally:
+                    elapsed = time.perf_counter() - started
+                    ATTEMPT_SECONDS.labels(destination.adapter).observe(elapsed)
         except PermanentDeliveryError as exc:
-            await self._dead(job, lease, attempt, f"permanent: {exc}")
+            await self._dead(job, lease, attempt, f"permanent: {exc}", cause="permanent")
             return
         except TimeoutError:
             await self._transient(
@@ -306,6 +366,16 @@ class Worker:
             return
         await self.store.record_delivered(job, receipt.reference, receipt.message, attempt)
         await self.broker.ack(lease)
+        DELIVERIES.labels(job.destination, "delivered").inc()
+        log.info(
+            "delivered to %s",
+            job.destination,
+            extra=fields(
+                event="delivery.delivered",
+                adapter=destination.adapter,
+                **_ids(job, lease, attempt.config_version),
+            ),
+        )
 
     async def _transient(
         self,
@@ -318,7 +388,11 @@ class Worker:
     ) -> None:
         if lease.attempt >= destination.max_attempts:
             await self._dead(
-                job, lease, attempt, f"gave up after {lease.attempt} attempts: {problem}"
+                job,
+                lease,
+                attempt,
+                f"gave up after {lease.attempt} attempts: {problem}",
+                cause="attempts-exhausted",
             )
             return
         delay = backoff_delay(
@@ -329,10 +403,46 @@ class Worker:
         )
         await self.store.record_retry(job, problem, delay, attempt)
         await self.broker.retry(lease, delay, problem)
+        DELIVERIES.labels(job.destination, "retry").inc()
+        log.warning(
+            "retry scheduled in %.1f s",
+            delay,
+            extra=fields(
+                event="delivery.retry",
+                delay_seconds=round(delay, 3),
+                reason=problem[:REASON_CHARS],
+                **_ids(job, lease, attempt.config_version),
+            ),
+        )
 
-    async def _dead(self, job: DeliveryJob, lease: Lease, attempt: Attempt, reason: str) -> None:
+    async def _dead(
+        self,
+        job: DeliveryJob,
+        lease: Lease,
+        attempt: Attempt,
+        reason: str,
+        *,
+        cause: str,
+        logged_reason: str | None = None,
+    ) -> None:
         await self.store.record_dead(job, reason, attempt)
         await self.broker.dead_letter(lease, reason)
+        self._log_dead(job, lease, attempt.config_version, cause, logged_reason or reason)
+
+    def _log_dead(
+        self, job: DeliveryJob, lease: Lease, config_version: str | None, cause: str, reason: str
+    ) -> None:
+        DELIVERIES.labels(job.destination, "dead").inc()
+        log.error(
+            "dead: %s",
+            cause,
+            extra=fields(
+                event="delivery.dead",
+                cause=cause,
+                reason=reason[:REASON_CHARS],
+                **_ids(job, lease, config_version),
+            ),
+        )
 
     def _payload(self, config: GatewayConfig, job: DeliveryJob) -> Payload | None:
         if (

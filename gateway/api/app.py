@@ -221,7 +221,8 @@ def create_app(
         )
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        await runtime_of(request).before_scrape()  # the store's queue gauges (cached)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/admin/dead-letters")

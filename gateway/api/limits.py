@@ -8,6 +8,7 @@ docs/security.md).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.problems import from_error
 from gateway.errors import RateLimited
 from gateway.routing.policies import RateLimit
+from gateway.telemetry.logs import fields
+from gateway.telemetry.metrics import AUTH_FAILURES
+
+log = logging.getLogger("xoev_gateway.api")
 
 
 @dataclass
@@ -133,9 +138,26 @@ class AuthFailureThrottle:
             if message["type"] == "http.response.start" and message["status"] == 401:
                 if len(self._failures) >= self.MAX_ADDRESSES:
                     self._failures.clear()
-                self._failures.setdefault(address, deque(maxlen=self.per_minute)).append(
-                    time.monotonic()
+                failed = self._failures.setdefault(address, deque(maxlen=self.per_minute))
+                failed.append(time.monotonic())
+                AUTH_FAILURES.inc()
+                # Never the credentials: which request failed, from where.
+                log.warning(
+                    "authentication failed",
+                    extra=fields(
+                        event="auth.failed",
+                        client=address,
+                        method=scope.get("method"),
+                        path=scope.get("path"),
+                    ),
                 )
+                if len(failed) == self.per_minute:
+                    # Once per address and window: the refused requests that follow (429)
+                    # are not logged one by one, so guessing cannot flood the log.
+                    log.warning(
+                        "authentication throttled for a minute",
+                        extra=fields(event="auth.throttled", client=address),
+                    )
             await send(message)
 
         await self.app(scope, receive, watching_send)

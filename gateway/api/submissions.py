@@ -12,12 +12,12 @@ OpenAPI entry is declared here, once, and merged into FastAPI's document by
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import Counter
 from pydantic import BaseModel
 from starlette.routing import Route
 
@@ -30,11 +30,12 @@ from gateway.api.zip_body import ZIP_TYPES
 from gateway.errors import GatewayError
 from gateway.store.records import AttachmentRecord
 from gateway.store.states import SubmissionStatus
+from gateway.telemetry.logs import fields
+from gateway.telemetry.metrics import SUBMISSIONS_REJECTED
 
 PATH = "/v1/submissions"
 
-ACCEPTED = Counter("xoev_gateway_submissions_accepted", "Submissions answered 202")
-REJECTED = Counter("xoev_gateway_submissions_rejected", "Submissions rejected", ["problem"])
+log = logging.getLogger("xoev_gateway.api")
 
 
 class Links(BaseModel):
@@ -74,12 +75,25 @@ async def submit(request: Request) -> Response:
         if written:
             await runtime.retention.remove_unreferenced(sorted({a.sha256 for a in written}))
         if isinstance(exc, GatewayError):
-            REJECTED.labels(exc.slug).inc()
+            SUBMISSIONS_REJECTED.labels("api", exc.slug).inc()
+            # The problem type, not its detail: validation messages quote payload values.
+            log.log(
+                logging.WARNING if exc.status >= 500 else logging.INFO,
+                "rejected: %s",
+                exc.slug,
+                extra=fields(
+                    event="submission.rejected",
+                    problem=exc.slug,
+                    status=exc.status,
+                    sender=sender.name,
+                    source="api",
+                    config_version=runtime.config.version,
+                ),
+            )
         raise
     if accepted.duplicate and written:
         # The first submission's attachments are what counts; this upload's are not kept.
         await runtime.retention.remove_unreferenced(sorted({a.sha256 for a in written}))
-    ACCEPTED.inc()
     location = f"{PATH}/{accepted.id}"
     # The same message again: the first answer (202, same id), but said to be the same
     # submission, so that a sender's retry logic can tell a retry from a new case.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import ssl
 from pathlib import Path
@@ -14,9 +15,9 @@ import uvicorn
 from gateway.cli._common import ConfigDir, SchemaDirs, fail, run_async, settings_for
 from gateway.errors import ConfigError, GatewayError
 from gateway.process import freeze_startup_heap
+from gateway.telemetry import logs
 
 if TYPE_CHECKING:
-    from gateway.runtime import Runtime
     from gateway.settings import Settings
 
 UVICORN_OPTIONS: dict[str, Any] = {
@@ -26,8 +27,24 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "http": "httptools",
     "log_level": "info",
     "access_log": False,
+    # Our handler formats uvicorn's lines too (gateway.telemetry.logs.configure).
+    "log_config": None,
 }
 """The server settings; the benchmark's bare reference endpoint runs with the same."""
+
+log = logging.getLogger("xoev_gateway")
+
+
+def configure_telemetry(settings: Settings, process: str) -> None:
+    """Once per process, before anything logs: level, format, traces (docs/operations.md)."""
+    logs.configure(settings.log_level, settings.log_format)
+    if settings.otlp_endpoint:
+        from gateway.telemetry import traces
+
+        try:
+            traces.configure(f"xoev-gateway-{process}", settings.otlp_endpoint)
+        except traces.TracingUnavailable as exc:
+            raise fail(ConfigError(str(exc))) from None
 
 
 Host = Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")]
@@ -140,6 +157,7 @@ def _run_server(
     from gateway.api.connections import ConnectionLimits, guarded_protocol
 
     settings = settings_for(config, schemas)
+    configure_telemetry(settings, "serve" if run_worker else "api")
     settings.host = host or settings.host
     settings.port = port or settings.port
     settings.demo = settings.demo or demo
@@ -161,6 +179,8 @@ def _run_server(
     protocol = base if isinstance(base, type) else HttpToolsProtocol
     options["http"] = guarded_protocol(limits, protocol)
     options["timeout_keep_alive"] = settings.keep_alive_timeout
+    options["access_log"] = settings.access_log
+    options["log_level"] = settings.log_level.lower()
     app = create_app(settings, run_worker=run_worker, on_loaded=freeze_startup_heap)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, **options)
@@ -171,6 +191,10 @@ def _run_server(
         if isinstance(startup_error, GatewayError):
             raise fail(startup_error) from None
         raise
+    finally:
+        from gateway.telemetry import traces
+
+        traces.shutdown()
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:
@@ -210,27 +234,51 @@ def _run_until_signal(
     schemas: list[Path] | None = None,
 ) -> None:
     from gateway.runtime import Runtime
+    from gateway.telemetry.metrics import serve_metrics
+
+    settings = settings_for(config, schemas)
+    configure_telemetry(settings, name)
 
     async def main() -> None:
         runtime = await Runtime.start(
-            settings_for(config, schemas),
+            settings,
             run_worker=run_worker,
             run_relay=run_relay,
             on_loaded=freeze_startup_heap,
         )
+        server = None
+        if settings.metrics_port is not None:
+            try:
+                server = await serve_metrics(
+                    settings.metrics_host, settings.metrics_port, runtime.before_scrape
+                )
+            except OSError as exc:
+                await runtime.stop()
+                raise ConfigError(
+                    f"metrics port {settings.metrics_host}:{settings.metrics_port}: {exc.strerror}"
+                ) from None
+            log.info(
+                "metrics on http://%s:%d/metrics",
+                settings.metrics_host,
+                settings.metrics_port,
+                extra=logs.fields(process=name),
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(runtime))
-        typer.echo(f"{name} running", err=True)
+        # A refused config is logged (and audited) by the runtime; the running one stays.
+        loop.add_signal_handler(signal.SIGHUP, runtime.reload_or_keep)
+        log.info("%s running", name, extra=logs.fields(process=name))
         await stop.wait()
-        typer.echo(f"{name} stopping: finishing in-flight work", err=True)
+        log.info("%s stopping: finishing in-flight work", name, extra=logs.fields(process=name))
+        if server is not None:
+            server.close()
         await runtime.stop()
 
-    run_async(main)
+    try:
+        run_async(main)
+    finally:
+        from gateway.telemetry import traces
 
-
-def _reload(runtime: Runtime) -> None:
-    if not runtime.reload_or_keep():  # logged and audited there
-        typer.echo("config reload refused, previous config stays active", err=True)
+        traces.shutdown()

@@ -55,6 +55,8 @@ class NewSubmission:
     """SHA-256 of the XML alone (``content_sha256`` covers the attachments too)."""
     validation: dict[str, JsonValue] | None = None
     """The validation report (``ValidationReport.to_json``), recorded in the first event."""
+    traceparent: str | None = None
+    """The accept's trace context (W3C), when traces are on."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class DeliveryJob:
     sender: str
     xml: bytes | None
     attachments: list[AttachmentRecord]
+    traceparent: str | None = None
+    """The accept's trace context: the delivery's spans continue its trace."""
 
 
 @dataclass(frozen=True)

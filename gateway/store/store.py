@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, exists, insert, select, text, tuple_, update
+from sqlalchemy import Connection, and_, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.errors import DuplicateConflict, NotFound, UnacceptableField, Unavailable
@@ -37,6 +37,7 @@ from gateway.store.records import (
 )
 from gateway.store.states import DeliveryState, WorkState
 from gateway.store.tables import attachments, deliveries, events, submissions, work_items
+from gateway.telemetry.metrics import QueueRow
 
 T = TypeVar("T")
 
@@ -247,6 +248,7 @@ class Store:
                     "received_at": now,
                     "xml": new.xml,
                     "xml_sha256": new.xml_sha256,
+                    "traceparent": new.traceparent,
                 }
                 for new, _ in batch
             ],
@@ -420,6 +422,7 @@ class Store:
                     submissions.c.municipality,
                     submissions.c.sender,
                     submissions.c.xml,
+                    submissions.c.traceparent,
                 )
                 .join(submissions, submissions.c.id == deliveries.c.submission_id)
                 .where(deliveries.c.id == delivery_id)
@@ -439,6 +442,7 @@ class Store:
             sender=row.sender,
             xml=row.xml,
             attachments=atts,
+            traceparent=row.traceparent,
         )
 
     async def record_delivered(
@@ -545,6 +549,25 @@ class Store:
                 )
 
         await self._write(body)
+
+    async def queue_rows(self) -> list[QueueRow]:
+        """Pending and dead deliveries per destination: count and oldest ``updated_at``
+        (accepted or last attempted); an index range scan (``ix_deliveries_state_destination``)."""
+
+        def body(conn: Connection) -> list[QueueRow]:
+            query = (
+                select(
+                    deliveries.c.destination,
+                    deliveries.c.state,
+                    func.count(),
+                    func.min(deliveries.c.updated_at),
+                )
+                .where(deliveries.c.state.in_((DeliveryState.PENDING, DeliveryState.DEAD)))
+                .group_by(deliveries.c.state, deliveries.c.destination)
+            )
+            return [QueueRow(d, s, n, oldest) for d, s, n, oldest in conn.execute(query).all()]
+
+        return await self._read(body)
 
     # Retention and erasure: the payload (XML, attachment blobs) goes, the evidence stays
     # (ids, hashes, sizes, timestamps, deliveries, the event log).

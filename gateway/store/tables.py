@@ -44,6 +44,9 @@ submissions = Table(
     Column("xml", LargeBinary),
     # When the payload (XML and attachment references) was erased; NULL while kept.
     Column("payload_erased_at", Float),
+    # The accept's W3C trace context: the worker continues the submission's trace from it
+    # (gateway/telemetry/traces.py); NULL when traces are off.
+    Column("traceparent", String(55)),
     Index("ix_submissions_retention", "payload_erased_at", "received_at"),
     # The admin console's lists: newest first, paged by (received_at, id), one index per
     # filter ending in that pair (gateway/store/browse.py, bench/console_paging.py).
@@ -90,6 +93,9 @@ deliveries = Table(
     Column("config_version", String(64)),
     # The console's state filter: the few pending or dead submissions without a scan.
     Index("ix_deliveries_state", "state", "submission_id"),
+    # The queue gauges of /metrics (pending and dead per destination, oldest pending) read
+    # only the index: delivered rows, the vast majority, are never touched by a scrape.
+    Index("ix_deliveries_state_destination", "state", "destination", "updated_at"),
 )
 
 events = Table(

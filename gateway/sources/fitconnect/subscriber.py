@@ -63,6 +63,8 @@ from gateway.sources.fitconnect.client import (
 )
 from gateway.sources.fitconnect.problems import Kind, RejectProblem, SubmissionRejected, from_intake
 from gateway.sources.fitconnect.settings import DestinationKeys, DestinationSettings
+from gateway.telemetry.logs import fields
+from gateway.telemetry.metrics import SUBMISSIONS_REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,15 @@ class Subscriber:
         except ApiNotFound:
             # not (any more) in state submitted/forwarded: someone answered it already
             return Result(Outcome.DONE_BEFORE, submission_id)
+        log.info(
+            "FIT-Connect submission fetched",
+            extra=fields(
+                event="fitconnect.fetched",
+                fit_submission_id=submission_id,
+                case_id=submission.case_id,
+                destination_id=self.destination_id,
+            ),
+        )
         if submission.destination_id != self.destination_id:
             log.warning(
                 "submission %s is for destination %s", submission_id, submission.destination_id
@@ -328,12 +339,38 @@ class Subscriber:
         payload = {"authenticationTags": opened.tags.as_json()}
         posted = await self._answer(submission, ACCEPT_EVENT, payload)
         outcome = Outcome.ACCEPTED if posted else Outcome.DONE_BEFORE
+        log.info(
+            "FIT-Connect submission accepted",
+            extra=fields(
+                event="fitconnect.accept",
+                submission_id=accepted.submission_id,
+                fit_submission_id=submission.submission_id,
+                case_id=submission.case_id,
+                destination_id=self.destination_id,
+                answered=posted,
+            ),
+        )
         return Result(outcome, submission.submission_id, accepted.submission_id)
 
     async def _reject(self, submission: Submission, problem: RejectProblem) -> Result:
-        log.info("rejecting submission %s: %s", submission.submission_id, problem.detail)
         posted = await self._answer(submission, REJECT_EVENT, {"problems": [problem.as_json()]})
         outcome = Outcome.REJECTED if posted else Outcome.DONE_BEFORE
+        slug = problem.type.rsplit("/", 1)[-1]
+        SUBMISSIONS_REJECTED.labels("fit-connect", slug).inc()
+        # The problem type and where, not the detail: validation messages quote values.
+        log.info(
+            "FIT-Connect submission rejected: %s",
+            slug,
+            extra=fields(
+                event="fitconnect.reject",
+                problem=slug,
+                instance=problem.instance,
+                fit_submission_id=submission.submission_id,
+                case_id=submission.case_id,
+                destination_id=self.destination_id,
+                answered=posted,
+            ),
+        )
         return Result(outcome, submission.submission_id, problems=(problem,))
 
     async def _answer(self, submission: Submission, event: str, payload: dict[str, Any]) -> bool:
