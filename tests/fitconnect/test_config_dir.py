@@ -120,7 +120,9 @@ async def runtime(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Runtime]:
     monkeypatch.setenv("FIT_CLIENT_SECRET", "s3cret")
-    settings = Settings(data_dir=tmp_path / "data", config_dir=config, intake_processes=0)
+    settings = Settings(
+        data_dir=tmp_path / "data", config_dir=config, intake_processes=0, demo=True
+    )
     runtime = await Runtime.start(settings, run_worker=False, serve_api=True)
     try:
         yield runtime
@@ -164,7 +166,11 @@ async def test_no_sources_setting_checks_but_does_not_poll(
 ) -> None:
     monkeypatch.setenv("FIT_CLIENT_SECRET", "s3cret")
     settings = Settings(
-        data_dir=tmp_path / "data", config_dir=config, intake_processes=0, sources=False
+        data_dir=tmp_path / "data",
+        config_dir=config,
+        intake_processes=0,
+        sources=False,
+        demo=True,
     )
     runtime = await Runtime.start(settings, run_worker=False, serve_api=True)
     try:
@@ -179,6 +185,8 @@ async def test_a_missing_secret_stops_the_start(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FIT_CLIENT_SECRET", raising=False)
-    settings = Settings(data_dir=tmp_path / "data", config_dir=config, intake_processes=0)
+    settings = Settings(
+        data_dir=tmp_path / "data", config_dir=config, intake_processes=0, demo=True
+    )
     with pytest.raises(ConfigError, match="FIT_CLIENT_SECRET is not set"):
         await Runtime.start(settings, run_worker=False, serve_api=True)
